@@ -1,0 +1,45 @@
+# Two commands: `make run` (the stack on its embedded default) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+# Where a local torch wheel may lie (this machine keeps the CPU build there); harmless elsewhere.
+WHEELS := $(wildcard /opt/wheels)
+PIP_OPTS := $(if $(WHEELS),--find-links $(WHEELS),)
+
+.PHONY: venv run test lint unit integration bench-serving clean
+
+$(STAMP):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(PIP_OPTS) -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP)
+
+run: venv
+	$(BIN)/thumbloop db upgrade
+	$(BIN)/thumbloop train --domain data/banking --if-no-champion
+	$(BIN)/thumbloop serve
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy thumbloop serving learning bots bench tests
+
+test: lint
+	$(BIN)/pytest -ra
+
+unit: venv
+	$(BIN)/pytest -ra tests/unit
+
+integration: venv
+	$(BIN)/pytest -ra tests/integration
+
+bench-serving: venv
+	$(PY) bench/serving.py
+
+clean:
+	rm -rf .thumbloop .pytest_cache .mypy_cache .ruff_cache

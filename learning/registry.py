@@ -1,0 +1,98 @@
+"""MLflow: one run per training, the bundle as a registered model version, aliases."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from thumbloop.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The pyfunc model's own environment: what `mlflow models serve` would install.
+PYFUNC_REQUIREMENTS = [
+    "torch==2.13.0",
+    "transformers>=5.24,<6",
+    "safetensors>=0.8",
+    "numpy>=2",
+    "pandas",
+    "thumbloop",
+]
+
+
+def configure(settings: Settings) -> MlflowClient:
+    settings.ensure_home()
+    mlflow.set_tracking_uri(settings.effective_tracking_uri)
+    mlflow.set_registry_uri(settings.effective_tracking_uri)
+    return MlflowClient(settings.effective_tracking_uri, settings.effective_tracking_uri)
+
+
+def experiment_id(settings: Settings, client: MlflowClient) -> str:
+    exp = client.get_experiment_by_name(settings.experiment_name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    location = f"{settings.effective_artifact_root.rstrip('/')}/{settings.experiment_name}"
+    return str(client.create_experiment(settings.experiment_name, artifact_location=location))
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+@dataclass
+class Registered:
+    run_id: str
+    version: str
+    aliases: list[str]
+
+
+def log_and_register(
+    settings: Settings,
+    bundle_dir: Path,
+    *,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    artifacts: dict[str, Path],
+    dicts: dict[str, Any],
+    tags: dict[str, str],
+    set_champion_if_missing: bool = True,
+) -> Registered:
+    """Log a run with the bundle as a pyfunc model and register it as a new version."""
+    from serving.pyfunc import ThumbloopPyfunc
+
+    client = configure(settings)
+    exp = experiment_id(settings, client)
+    with mlflow.start_run(experiment_id=exp, tags=tags) as run:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        for name, obj in dicts.items():
+            mlflow.log_dict(obj, name)
+        for path in artifacts.values():
+            mlflow.log_artifact(str(path))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=ThumbloopPyfunc(),
+            artifacts={"bundle": str(bundle_dir)},
+            pip_requirements=PYFUNC_REQUIREMENTS,
+            registered_model_name=settings.model_name,
+        )
+        run_id = run.info.run_id
+    version = str(info.registered_model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(settings.model_name, version, key, value)
+    aliases: list[str] = []
+    if set_champion_if_missing and alias_version(client, settings.model_name, "champion") is None:
+        client.set_registered_model_alias(settings.model_name, "champion", version)
+        aliases.append("champion")
+        log.info("no champion yet: version %s is now @champion", version)
+    return Registered(run_id, version, aliases)

@@ -1,0 +1,58 @@
+"""Batched forward passes: one encoder pass gives intent and sentiment probabilities."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from serving.bundle import LoadedBundle
+from serving.device import autocast_dtype
+
+
+def predict_batch(
+    bundle: LoadedBundle, texts: Sequence[str], max_length: int = 128
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities for one batch: (intents [B, n_intents], sentiments [B, 3])."""
+    enc = bundle.tokenizer(
+        list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
+    ids = enc["input_ids"].to(bundle.device, non_blocking=True)
+    mask = enc["attention_mask"].to(bundle.device, non_blocking=True)
+    dtype = autocast_dtype(bundle.device)
+    ctx = (
+        torch.autocast(device_type=bundle.device.type, dtype=dtype)
+        if dtype is not None
+        else contextlib.nullcontext()
+    )
+    with torch.inference_mode(), ctx:
+        intent_logits, sentiment_logits = bundle.model(ids, mask)
+    intents = torch.softmax(intent_logits.float(), dim=-1).cpu().numpy()
+    sentiments = torch.softmax(sentiment_logits.float(), dim=-1).cpu().numpy()
+    if intents.shape[0] != len(texts) or sentiments.shape[0] != len(texts):
+        raise RuntimeError(f"model returned {intents.shape[0]} outputs for {len(texts)} inputs")
+    return intents, sentiments
+
+
+def predict_many(
+    bundle: LoadedBundle,
+    texts: Sequence[str],
+    batch_size: int = 64,
+    max_length: int = 128,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Length-sorted batches (little padding), results in input order."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    n_int = bundle.model.config.n_intents
+    intents = np.zeros((len(texts), n_int), dtype=np.float32)
+    sentiments = np.zeros((len(texts), bundle.model.config.n_sentiments), dtype=np.float32)
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc="predict", disable=not progress, unit="batch"):
+        idx = order[start : start + batch_size]
+        p_int, p_sent = predict_batch(bundle, [texts[i] for i in idx], max_length)
+        intents[idx] = p_int
+        sentiments[idx] = p_sent
+    return intents, sentiments

@@ -1,0 +1,45 @@
+"""The bundle as an MLflow pyfunc model, so `mlflow.pyfunc.load_model` users can call it too.
+
+Serving does not go through this class: it loads ``artifacts/bundle`` directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+
+
+class ThumbloopPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    def load_context(self, context: Any) -> None:
+        from serving.bundle import load_bundle
+        from serving.device import resolve_device
+
+        self._bundle = load_bundle(Path(context.artifacts["bundle"]), resolve_device("auto"))
+
+    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+        import pandas as pd
+
+        from serving.predictor import predict_many
+
+        if isinstance(model_input, pd.DataFrame):
+            texts = [str(t) for t in model_input["text"]]
+        else:
+            texts = [str(t) for t in model_input]
+        p_int, p_sent = predict_many(self._bundle, texts)
+        intents, sentiments = self._bundle.intents, self._bundle.sentiments
+        oos, threshold = self._bundle.out_of_scope, self._bundle.oos_threshold
+        rows = []
+        for pi, ps in zip(p_int, p_sent, strict=True):
+            top = int(pi.argmax())
+            intent = oos if oos and pi[top] < threshold else intents[top]
+            rows.append(
+                {
+                    "intent": intent,
+                    "intent_confidence": float(pi[top]),
+                    "sentiment": sentiments[int(ps.argmax())],
+                    "sentiment_score": float(ps.max()),
+                }
+            )
+        return pd.DataFrame(rows)

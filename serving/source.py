@@ -1,0 +1,69 @@
+"""Turn `models:/name@alias`, `models:/name/3` or a local path into a local bundle folder."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from serving.bundle import BundleError, find_bundle_dir
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    uri: str
+    version: str  # what every Prediction names: "<name>/<version>" or "local:<digest>"
+    bundle_dir: Path
+
+
+def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """``models:/name@alias`` -> (name, alias, None); ``models:/name/3`` -> (name, None, "3")."""
+    body = uri.removeprefix("models:/")
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        if not name or not alias:
+            raise ValueError(f"bad model URI {uri!r}")
+        return name, alias, None
+    name, _, version = body.partition("/")
+    if not name or not version.isdigit():
+        raise ValueError(f"bad model URI {uri!r}: expected models:/NAME@ALIAS or models:/NAME/N")
+    return name, None, version
+
+
+def alias_target(tracking_uri: str, name: str, alias: str) -> str | None:
+    """The version number an alias points at, or None when the alias does not exist."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(MlflowClient(tracking_uri, tracking_uri).get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def resolve(uri_or_path: str, tracking_uri: str, cache_dir: Path) -> ResolvedModel:
+    path = Path(uri_or_path).expanduser()
+    if not uri_or_path.startswith("models:/"):
+        if not path.exists():
+            raise BundleError(f"{uri_or_path}: no such model path (and not a models:/ URI)")
+        bundle_dir = find_bundle_dir(path.resolve())
+        digest = hashlib.sha256((bundle_dir / "bundle.json").read_bytes()).hexdigest()[:12]
+        return ResolvedModel(uri_or_path, f"local:{digest}", bundle_dir)
+
+    import mlflow.artifacts
+
+    name, alias, version = parse_models_uri(uri_or_path)
+    if alias is not None:
+        version = alias_target(tracking_uri, name, alias)
+        if version is None:
+            raise BundleError(f"{uri_or_path}: registered model {name!r} has no alias {alias!r}")
+    assert version is not None
+    dst = cache_dir / name / version
+    if not (dst / "artifacts" / "bundle" / "bundle.json").is_file():
+        dst.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(dst), tracking_uri=tracking_uri
+        )
+    return ResolvedModel(uri_or_path, f"{name}/{version}", find_bundle_dir(dst))

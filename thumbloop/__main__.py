@@ -1,0 +1,3 @@
+from thumbloop.cli import main
+
+main()

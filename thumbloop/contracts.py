@@ -1,0 +1,125 @@
+"""The messages every part exchanges (pydantic only: importing this must stay cheap).
+
+``SCHEMA_VERSION`` is bumped on any incompatible change; consumers reject versions they
+do not know instead of guessing.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+SCHEMA_VERSION = 1
+
+Platform = Literal["telegram", "slack", "cli", "api", "simulator"]
+SentimentLabel = Literal["negative", "neutral", "positive"]
+SENTIMENT_LABELS: tuple[SentimentLabel, ...] = ("negative", "neutral", "positive")
+
+_HEX_ID = re.compile(r"^[0-9a-f]{16,128}$")
+
+NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Turn(_Contract):
+    role: Literal["user", "assistant"]
+    text: str = Field(max_length=16_384)
+
+
+class IncomingMessage(_Contract):
+    """One user message as the bots hand it to the serving worker."""
+
+    text: str = Field(description="The user's message; must contain a non-space character.")
+    conversation_id: str = Field(default="default", min_length=1, max_length=256)
+    history: list[Turn] = Field(default_factory=list, max_length=20)
+    platform: Platform = "api"
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text must contain at least one non-whitespace character")
+        return v
+
+
+class RankedIntent(_Contract):
+    name: str
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class IntentResult(_Contract):
+    name: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    ranking: list[RankedIntent] = Field(max_length=3)
+
+
+class SentimentResult(_Contract):
+    label: SentimentLabel
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class Reply(_Contract):
+    text: str
+    response_id: str
+    strategy: str = "template"
+
+
+class Prediction(_Contract):
+    schema_version: int = SCHEMA_VERSION
+    interaction_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    intent: IntentResult
+    sentiment: SentimentResult
+    reply: Reply
+    model_version: str
+    latency_ms: float = Field(ge=0.0)
+
+
+def _check_hex_id(v: str) -> str:
+    if not _HEX_ID.match(v):
+        raise ValueError("must be a lowercase hex HMAC digest (16-128 chars), never a raw id")
+    return v
+
+
+class Interaction(_Contract):
+    """A delivered reply, as the learning side stores it."""
+
+    schema_version: int = SCHEMA_VERSION
+    interaction_id: uuid.UUID
+    platform: Platform
+    user: str = Field(description="HMAC of the platform user id")
+    conversation: str = Field(description="HMAC of the platform chat/channel id")
+    text: NonEmptyText
+    intent: str
+    intent_confidence: float = Field(ge=0.0, le=1.0)
+    sentiment: SentimentLabel
+    response_id: str
+    reply_text: str
+    model_version: str
+    message_ref: str | None = Field(default=None, description="platform reference of the reply")
+    at: datetime = Field(default_factory=_utcnow)
+
+    _user = field_validator("user", "conversation")(_check_hex_id)
+
+
+class Vote(_Contract):
+    """A thumb on a reply. One per (interaction, rater); a newer vote replaces an older one."""
+
+    schema_version: int = SCHEMA_VERSION
+    interaction_id: uuid.UUID
+    rater: str = Field(description="HMAC of the platform user id")
+    value: Literal[-1, 1]
+    platform: Platform
+    at: datetime = Field(default_factory=_utcnow)
+
+    _rater = field_validator("rater")(_check_hex_id)

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy schema, Alembic migrations, idempotent writes."""

@@ -1,0 +1,103 @@
+"""Engine, sessions, migrations and the few writes every part needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from thumbloop.contracts import Interaction, Vote
+from thumbloop.store.schema import InteractionRow, VoteRow
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    make_engine(url).dispose()  # creates the SQLite folder if needed
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    maker = sessionmaker(engine, expire_on_commit=False)
+    with maker() as session, session.begin():
+        yield session
+
+
+def _insert_for(session: Session):  # type: ignore[no-untyped-def]
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert  # type: ignore[union-attr]
+
+
+def upsert_interaction(session: Session, item: Interaction) -> None:
+    """Idempotent: storing the same interaction twice leaves one row."""
+    values = {
+        "interaction_id": str(item.interaction_id),
+        "platform": item.platform,
+        "user_hash": item.user,
+        "conversation_hash": item.conversation,
+        "text": item.text,
+        "intent": item.intent,
+        "intent_confidence": item.intent_confidence,
+        "sentiment": item.sentiment,
+        "response_id": item.response_id,
+        "reply_text": item.reply_text,
+        "model_version": item.model_version,
+        "message_ref": item.message_ref,
+        "created_at": item.at,
+    }
+    stmt = _insert_for(session)(InteractionRow).values(**values)
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["interaction_id"]))
+
+
+def upsert_vote(session: Session, vote: Vote) -> None:
+    """One vote per (interaction, rater): a newer vote replaces the older one."""
+    stmt = _insert_for(session)(VoteRow).values(
+        interaction_id=str(vote.interaction_id),
+        rater=vote.rater,
+        value=vote.value,
+        platform=vote.platform,
+        voted_at=vote.at,
+        updated_at=datetime.now(UTC),
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["interaction_id", "rater"],
+        set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+    )
+    session.execute(stmt)
+
+
+def votes_for(session: Session, interaction_id: str) -> list[VoteRow]:
+    return list(session.scalars(select(VoteRow).where(VoteRow.interaction_id == interaction_id)))
+
+
+def forget_user(session: Session, user_hash: str) -> tuple[int, int]:
+    """Delete a user's interactions and votes; returns (interactions, votes) removed."""
+    n_votes = session.execute(delete(VoteRow).where(VoteRow.rater == user_hash)).rowcount
+    n_inter = session.execute(
+        delete(InteractionRow).where(InteractionRow.user_hash == user_hash)
+    ).rowcount
+    return int(n_inter or 0), int(n_votes or 0)
