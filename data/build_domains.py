@@ -31,8 +31,21 @@ SMALL_TALK = [
     "no",
 ]
 # CLINC150 intents a bank assistant must treat as out of scope (none overlaps a banking need).
-OOS_DOMAINS = {"travel", "utility", "home", "auto_and_commute", "kitchen_and_dining", "small_talk", "meta"}
-NOT_OOS = set(SMALL_TALK) | {"exchange_rate", "travel_notification", "change_user_name", "user_name"}
+OOS_DOMAINS = {
+    "travel",
+    "utility",
+    "home",
+    "auto_and_commute",
+    "kitchen_and_dining",
+    "small_talk",
+    "meta",
+}
+NOT_OOS = set(SMALL_TALK) | {
+    "exchange_rate",
+    "travel_notification",
+    "change_user_name",
+    "user_name",
+}
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -119,9 +132,7 @@ def build_banking(shared: Path, out: Path) -> dict[str, int]:
         return tl(r for r in rows if r["label"] in SMALL_TALK)
 
     def oos(rows: list[dict[str, Any]], per_intent: int, seed: int) -> list[dict[str, str]]:
-        other = [
-            r for r in rows if r["domain"] in OOS_DOMAINS and r["label"] not in NOT_OOS
-        ]
+        other = [r for r in rows if r["domain"] in OOS_DOMAINS and r["label"] not in NOT_OOS]
         picked = sample_per_label(other, per_intent, seed)
         return tl(picked, OOS) + tl((r for r in rows if r["label"] == "oos"), OOS)
 
@@ -136,7 +147,9 @@ def build_banking(shared: Path, out: Path) -> dict[str, int]:
 def build_clinc(shared: Path, out: Path) -> dict[str, int]:
     def rows(split: str) -> list[dict[str, str]]:
         data = read_jsonl(shared / f"clinc150/{split}.jsonl")
-        return [{"text": r["text"], "label": OOS if r["label"] == "oos" else r["label"]} for r in data]
+        return [
+            {"text": r["text"], "label": OOS if r["label"] == "oos" else r["label"]} for r in data
+        ]
 
     train = rows("train")
     counts = {

@@ -28,9 +28,7 @@ class Batch:
     weights: torch.Tensor  # [B] per-example loss weight
 
 
-def bucket(
-    texts: Sequence[str], batch_size: int, seed: int
-) -> list[list[int]]:
+def bucket(texts: Sequence[str], batch_size: int, seed: int) -> list[list[int]]:
     """Index lists of near-equal-length texts; the batch order is shuffled."""
     order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -59,7 +57,13 @@ def cache_lower(
     model.eval()
     w_all = list(weights) if weights is not None else [1.0] * len(texts)
     with torch.no_grad():
-        for idx in tqdm(bucket(texts, batch_size, seed), desc=desc, unit="batch", leave=False, disable=not progress):
+        for idx in tqdm(
+            bucket(texts, batch_size, seed),
+            desc=desc,
+            unit="batch",
+            leave=False,
+            disable=not progress,
+        ):
             enc = tokenizer(
                 [texts[i] for i in idx],
                 padding=True,

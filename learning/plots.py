@@ -8,13 +8,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from thumbloop.metrics import confusion  # noqa: E402
+from thumbloop.metrics import confusion
 
 
-def confusion_png(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str], out: Path) -> Path:
+def confusion_png(
+    gold: Sequence[str], pred: Sequence[str], labels: Sequence[str], out: Path
+) -> Path:
     """Row-normalised confusion matrix; with many intents the labels are drawn small."""
     matrix = np.array(confusion(gold, pred, labels), dtype=float)
     matrix /= np.maximum(matrix.sum(1, keepdims=True), 1.0)

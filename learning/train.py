@@ -88,6 +88,7 @@ def _fine_tune(
         groups.append({"params": tuned, "lr": cfg.lr_encoder})
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     base_lrs = [g["lr"] for g in opt.param_groups]
+
     def repeats(b: Batch) -> int:
         return cfg.intent_repeats if b.task == INTENT else 1
 
@@ -109,7 +110,9 @@ def _fine_tune(
             for g, lr in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = lr * _schedule(step, total, warmup)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                hidden = model.upper(b.hidden, b.mask, frozen) if frozen < model.n_layers else b.hidden
+                hidden = (
+                    model.upper(b.hidden, b.mask, frozen) if frozen < model.n_layers else b.hidden
+                )
                 intent_logits, sentiment_logits = model.heads(model.pool(hidden, b.mask))
             logits = intent_logits if b.task == INTENT else sentiment_logits
             loss = (ce(logits.float(), b.labels) * b.weights).sum() / b.weights.sum()
@@ -174,7 +177,9 @@ def evaluate_bundle(
         "intent_macro_f1": macro_f1(gold, pred),
     }
     if bundle.out_of_scope:
-        metrics |= {f"intent_{k}": v for k, v in oos_metrics(gold, pred, bundle.out_of_scope).items()}
+        metrics |= {
+            f"intent_{k}": v for k, v in oos_metrics(gold, pred, bundle.out_of_scope).items()
+        }
     sval = domain.sentiment("validation")
     _, p_sent = predict_many(bundle, [e.text for e in sval], progress=progress)
     spred = [SENTIMENT_LABELS[i] for i in p_sent.argmax(1)]
@@ -215,7 +220,7 @@ def train_domain(
     model, tokenizer = phases.run("load", load)
     frozen = model.n_layers - cfg.layers_to_tune
     label_ids = {name: i for i, name in enumerate(domain.intents)}
-    sent_ids = {name: i for i, name in enumerate(SENTIMENT_LABELS)}
+    sent_ids: dict[str, int] = {name: i for i, name in enumerate(SENTIMENT_LABELS)}
 
     def cache() -> list[Batch]:
         common = dict(
@@ -227,15 +232,29 @@ def train_domain(
         )
         train = domain.train
         batches = cache_lower(
-            model, tokenizer, INTENT, [e.text for e in train], [label_ids[e.label] for e in train],
-            None, desc="cache intents", progress=progress, **common,  # type: ignore[arg-type]
+            model,
+            tokenizer,
+            INTENT,
+            [e.text for e in train],
+            [label_ids[e.label] for e in train],
+            None,
+            desc="cache intents",
+            progress=progress,
+            **common,  # type: ignore[arg-type]
         )
         sent = domain.sentiment("train")
         if cfg.max_sentiment_examples and len(sent) > cfg.max_sentiment_examples:
             sent = random.Random(cfg.seed).sample(sent, cfg.max_sentiment_examples)
         batches += cache_lower(
-            model, tokenizer, SENTIMENT, [e.text for e in sent], [sent_ids[e.label] for e in sent],
-            None, desc="cache sentiment", progress=progress, **common,  # type: ignore[arg-type]
+            model,
+            tokenizer,
+            SENTIMENT,
+            [e.text for e in sent],
+            [sent_ids[e.label] for e in sent],
+            None,
+            desc="cache sentiment",
+            progress=progress,
+            **common,  # type: ignore[arg-type]
         )
         return batches
 
@@ -244,11 +263,18 @@ def train_domain(
         "fine_tune", lambda: _fine_tune(model, batches, cfg, frozen, device, progress)
     )
     phases.run("refit_heads", lambda: _refit_intent_head(model, batches, cfg, frozen))
-    del batches
-    bundle = LoadedBundle(model, tokenizer, {"intents": list(domain.intents),
-                                             "sentiments": list(SENTIMENT_LABELS),
-                                             "out_of_scope": domain.out_of_scope},
-                          domain.responses, device)
+    batches.clear()  # free the cached activations before evaluation
+    bundle = LoadedBundle(
+        model,
+        tokenizer,
+        {
+            "intents": list(domain.intents),
+            "sentiments": list(SENTIMENT_LABELS),
+            "out_of_scope": domain.out_of_scope,
+        },
+        domain.responses,
+        device,
+    )
 
     def calibrate() -> tuple[float, dict[str, float]]:
         if bundle.out_of_scope is None:
@@ -256,11 +282,15 @@ def train_domain(
         val = domain.validation
         p_int, _ = predict_many(bundle, [e.text for e in val])
         gold = np.array([label_ids[e.label] for e in val])
-        return choose_oos_threshold(p_int, gold, label_ids[domain.out_of_scope], cfg.max_inscope_drop)
+        return choose_oos_threshold(
+            p_int, gold, label_ids[domain.out_of_scope], cfg.max_inscope_drop
+        )
 
     threshold, calib = phases.run("calibrate", calibrate)
     bundle.meta["oos_threshold"] = threshold
-    metrics, preds = phases.run("evaluate", lambda: evaluate_bundle(bundle, domain, progress=progress))
+    metrics, preds = phases.run(
+        "evaluate", lambda: evaluate_bundle(bundle, domain, progress=progress)
+    )
     metrics["oos_threshold"] = threshold
     metrics["final_loss"] = losses[-1] if losses else math.nan
     meta = {

@@ -130,7 +130,9 @@ def load_bundle(path: Path, device: torch.device) -> LoadedBundle:
         {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith("sentiment_head.")}
     )
     if len(meta["intents"]) != heads_cfg.n_intents:
-        raise BundleError(f"{bundle_dir}: {len(meta['intents'])} intents for a head of {heads_cfg.n_intents}")
+        raise BundleError(
+            f"{bundle_dir}: {len(meta['intents'])} intents for a head of {heads_cfg.n_intents}"
+        )
     model.to(device).eval()
     responses = load_responses(bundle_dir / "responses.json")
     return LoadedBundle(model, tokenizer, meta, responses, device)

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
+from mlflow.pyfunc import PythonModel
 
 
-class ThumbloopPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class ThumbloopPyfunc(PythonModel):  # type: ignore[misc]
     def load_context(self, context: Any) -> None:
         from serving.bundle import load_bundle
         from serving.device import resolve_device

@@ -36,7 +36,9 @@ def alias_target(tracking_uri: str, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return str(MlflowClient(tracking_uri, tracking_uri).get_model_version_by_alias(name, alias).version)
+        return str(
+            MlflowClient(tracking_uri, tracking_uri).get_model_version_by_alias(name, alias).version
+        )
     except MlflowException:
         return None
 

@@ -118,7 +118,9 @@ def train(
     }
     cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     try:
-        result = train_and_register(settings, domain_dir, cfg, out_dir=out, register=not no_register)
+        result = train_and_register(
+            settings, domain_dir, cfg, out_dir=out, register=not no_register
+        )
     except DomainError as exc:
         raise click.ClickException(str(exc)) from exc
     summary = {
@@ -145,7 +147,9 @@ def train(
 
 
 @cli.command("eval")
-@click.option("--model", "model_uri", default=None, help="models:/NAME@ALIAS, models:/NAME/N or a path.")
+@click.option(
+    "--model", "model_uri", default=None, help="models:/NAME@ALIAS, models:/NAME/N or a path."
+)
 @click.option(
     "--data", "data_path", required=True, type=click.Path(path_type=Path), help="JSONL file."
 )
@@ -183,6 +187,23 @@ def eval_cmd(
     for key, value in scores.items():
         if key != "n":
             click.echo(f"  {key:<20} {value * 100:6.2f} %")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--model", "model_uri", default=None, help="models:/NAME@ALIAS (default) or a path.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, model_uri: str | None) -> None:
+    """Run the serving worker (HTTP API, dynamic batching, alias hot swap)."""
+    import uvicorn
+
+    from serving.app import create_app
+
+    settings = _settings(ctx)
+    app = create_app(settings, model_uri)
+    click.echo(f"serving {model_uri or settings.model_uri} on http://{host}:{port} (docs: /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
 
 def main() -> None:

@@ -79,7 +79,9 @@ def _normalise_label(label: object, task: Task, path: Path, lineno: int) -> str:
     return label
 
 
-def check_intent_labels(data: EvalSet, known: Sequence[str], oos: str | None, path: Path) -> list[str]:
+def check_intent_labels(
+    data: EvalSet, known: Sequence[str], oos: str | None, path: Path
+) -> list[str]:
     """Map OOS aliases to the model's OOS label; reject labels the model cannot predict."""
     known_set = set(known)
     out = []
@@ -96,7 +98,11 @@ def check_intent_labels(data: EvalSet, known: Sequence[str], oos: str | None, pa
 
 
 def score_intent(gold: list[str], pred: list[str], oos: str | None) -> dict[str, float]:
-    result = {"n": float(len(gold)), "accuracy": accuracy(gold, pred), "macro_f1": macro_f1(gold, pred)}
+    result = {
+        "n": float(len(gold)),
+        "accuracy": accuracy(gold, pred),
+        "macro_f1": macro_f1(gold, pred),
+    }
     if oos is not None and oos in gold:
         result |= oos_metrics(gold, pred, oos)
     return result

@@ -13,7 +13,9 @@ def accuracy(gold: Sequence[str], pred: Sequence[str]) -> float:
     return sum(g == p for g, p in zip(gold, pred, strict=True)) / len(gold)
 
 
-def macro_f1(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str] | None = None) -> float:
+def macro_f1(
+    gold: Sequence[str], pred: Sequence[str], labels: Sequence[str] | None = None
+) -> float:
     """Mean F1 over the labels that occur in ``gold`` (or the given ``labels``)."""
     labels = sorted(set(gold)) if labels is None else list(labels)
     if not labels:

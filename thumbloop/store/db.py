@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -96,8 +97,8 @@ def votes_for(session: Session, interaction_id: str) -> list[VoteRow]:
 
 def forget_user(session: Session, user_hash: str) -> tuple[int, int]:
     """Delete a user's interactions and votes; returns (interactions, votes) removed."""
-    n_votes = session.execute(delete(VoteRow).where(VoteRow.rater == user_hash)).rowcount
-    n_inter = session.execute(
+    votes: Any = session.execute(delete(VoteRow).where(VoteRow.rater == user_hash))
+    inter: Any = session.execute(
         delete(InteractionRow).where(InteractionRow.user_hash == user_hash)
-    ).rowcount
-    return int(n_inter or 0), int(n_votes or 0)
+    )
+    return int(inter.rowcount or 0), int(votes.rowcount or 0)

@@ -1,0 +1,253 @@
+"""The serving worker's HTTP API (FastAPI). Build with :func:`create_app`; run with uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from serving.batcher import BatchFailed, BatchStats, DeadlineExceeded, DynamicBatcher, QueueFull
+from serving.device import resolve_device
+from serving.engine import ActiveModel, ModelHolder, RawOutput, load_active
+from serving.metrics import ServingMetrics
+from serving.posteriors import InMemoryPosteriors, PosteriorStore, RedisPosteriors
+from serving.replies import ReplyContext, ReplyStrategy, TemplateReplies
+from serving.watcher import AliasWatcher
+from thumbloop.contracts import (
+    IncomingMessage,
+    IntentResult,
+    Prediction,
+    RankedIntent,
+    SentimentResult,
+)
+from thumbloop.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ModelInfo(BaseModel):
+    version: str
+    uri: str
+    alias: str | None
+    loaded_at: str
+    device: str
+    domain: str | None
+    intents: int
+    reply_strategy: str
+
+
+class ServingState:
+    def __init__(self, settings: Settings, model_uri: str) -> None:
+        self.settings = settings
+        self.model_uri = model_uri
+        self.metrics = ServingMetrics()
+        self.holder = ModelHolder(settings.max_seq_len, settings.low_confidence)
+        self.device = resolve_device(settings.device, settings.cpu_threads)
+        self.batcher: DynamicBatcher[str, RawOutput] = DynamicBatcher(
+            self.holder.process,
+            max_batch_size=settings.max_batch_size,
+            max_wait_ms=settings.max_wait_ms,
+            max_queue=settings.max_queue,
+            on_batch=self._observe_batch,
+            on_expired=lambda n: self.metrics.requests.labels("expired_in_queue").inc(n),
+        )
+        self.posteriors: PosteriorStore = (
+            RedisPosteriors(settings.redis_url, settings.model_name)
+            if settings.redis_url
+            else InMemoryPosteriors()
+        )
+        self.strategies: dict[str, ReplyStrategy] = {}
+        self.watcher: AliasWatcher | None = None
+
+    def _observe_batch(self, stats: BatchStats) -> None:
+        self.metrics.batch_size.observe(stats.size)
+        self.metrics.batch_seconds.observe(stats.seconds)
+
+    def load(self, uri: str) -> ActiveModel:
+        s = self.settings
+        return load_active(
+            uri, s.effective_tracking_uri, s.home / "models", self.device, s.max_seq_len
+        )
+
+    def on_loaded(self, version: str, active: ActiveModel | None) -> None:
+        self.metrics.model_loads.labels("ok" if active else "failed").inc()
+        if active is not None:
+            self.strategies.clear()
+            self.metrics.model_info.info({"version": active.version, "uri": active.uri})
+
+    def strategy(self, active: ActiveModel) -> ReplyStrategy:
+        key = active.version
+        if key not in self.strategies:
+            self.strategies[key] = TemplateReplies(active.bundle.responses, self.posteriors)
+        return self.strategies[key]
+
+
+def _http_error(status: int, message: str, headers: dict[str, str] | None = None) -> HTTPException:
+    return HTTPException(status_code=status, detail=message, headers=headers)
+
+
+def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
+    uri = model_uri or settings.model_uri
+    state = ServingState(settings, uri)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.batcher.start()
+        loader = asyncio.create_task(_initial_load())
+        if uri.startswith("models:/") and "@" in uri:
+            state.watcher = AliasWatcher(
+                uri,
+                settings.effective_tracking_uri,
+                state.holder,
+                state.load,
+                settings.watch_interval_s,
+                state.on_loaded,
+            )
+            state.watcher.start()
+        try:
+            yield
+        finally:
+            loader.cancel()
+            if state.watcher:
+                await state.watcher.stop()
+            await state.batcher.stop()
+            close = getattr(state.posteriors, "close", None)
+            if close:
+                await close()
+
+    async def _initial_load() -> None:
+        delay = 1.0
+        while state.holder.current is None:
+            try:
+                active = await asyncio.to_thread(state.load, uri)
+            except Exception as exc:
+                state.metrics.model_loads.labels("failed").inc()
+                log.error("cannot load %s (%s); retrying in %.0f s", uri, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            if state.holder.current is None:
+                state.holder.swap(active)
+                state.on_loaded(active.version, active)
+
+    app = FastAPI(
+        title="Thumbloop serving",
+        version="1",
+        description="Intent, sentiment and a reply for one chat message, batched on the server.",
+        lifespan=lifespan,
+    )
+    app.state.serving = state
+
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next: Any) -> Response:
+        # refuse oversized bodies before reading them (the text limit itself is checked below)
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > 4 * settings.max_text_bytes + 65_536:
+            state.metrics.requests.labels("too_large").inc()
+            return JSONResponse({"detail": "request body too large"}, status_code=413)
+        response: Response = await call_next(request)
+        return response
+
+    @app.post(
+        "/v1/predict",
+        response_model=Prediction,
+        responses={413: {"description": "text too long"}, 503: {"description": "busy or loading"}},
+    )
+    async def predict(msg: IncomingMessage) -> Prediction:
+        """Classify one message and choose a reply. Text longer than the model's window
+        (``THUMBLOOP_MAX_SEQ_LEN`` tokens) is truncated; over ``THUMBLOOP_MAX_TEXT_BYTES`` → 413."""
+        start = time.perf_counter()
+        if len(msg.text.encode()) > settings.max_text_bytes:
+            state.metrics.requests.labels("too_large").inc()
+            raise _http_error(413, f"text is over {settings.max_text_bytes} bytes")
+        active = state.holder.current
+        if active is None:
+            state.metrics.requests.labels("not_ready").inc()
+            raise _http_error(503, "model is loading", {"Retry-After": "2"})
+        state.metrics.queue_depth.set(state.batcher.depth)
+        try:
+            raw = await state.batcher.submit(msg.text, settings.request_timeout_s)
+        except QueueFull as exc:
+            state.metrics.requests.labels("rejected_busy").inc()
+            raise _http_error(503, str(exc), {"Retry-After": "1"}) from exc
+        except DeadlineExceeded as exc:
+            state.metrics.requests.labels("timeout").inc()
+            raise _http_error(504, str(exc)) from exc
+        except BatchFailed as exc:
+            state.metrics.requests.labels("error").inc()
+            raise _http_error(500, str(exc)) from exc
+        current = state.holder.current or active
+        model = current if current.version == raw.version else active
+        strategy = state.strategy(model)
+        reply = await strategy.reply(
+            ReplyContext(
+                text=msg.text,
+                intent=raw.intent,
+                confidence=raw.confidence,
+                ranking=raw.ranking,
+                sentiment=raw.sentiment,
+                out_of_scope=raw.out_of_scope,
+                threshold=raw.threshold,
+                history=msg.history,
+            )
+        )
+        unsure = raw.intent == raw.out_of_scope or raw.confidence < raw.threshold
+        intent_name = raw.out_of_scope if (unsure and raw.out_of_scope) else raw.intent
+        elapsed = time.perf_counter() - start
+        state.metrics.latency.observe(elapsed)
+        state.metrics.requests.labels("ok").inc()
+        return Prediction(
+            intent=IntentResult(
+                name=intent_name,
+                confidence=raw.confidence,
+                ranking=[RankedIntent(name=n, confidence=c) for n, c in raw.ranking],
+            ),
+            sentiment=SentimentResult(label=raw.sentiment, score=raw.sentiment_score),  # type: ignore[arg-type]
+            reply=reply,
+            model_version=raw.version,
+            latency_ms=round(elapsed * 1000, 3),
+        )
+
+    @app.get("/v1/model", response_model=ModelInfo)
+    async def model_info() -> ModelInfo:
+        active = state.holder.current
+        if active is None:
+            raise _http_error(503, "model is loading", {"Retry-After": "2"})
+        return ModelInfo(
+            version=active.version,
+            uri=uri,
+            alias=uri.split("@", 1)[1] if uri.startswith("models:/") and "@" in uri else None,
+            loaded_at=active.loaded_at.isoformat(),
+            device=str(state.device),
+            domain=active.bundle.meta.get("domain"),
+            intents=len(active.bundle.intents),
+            reply_strategy=settings.reply_strategy,
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        active = state.holder.current
+        if active is None:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse({"status": "ready", "version": active.version})
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        state.metrics.queue_depth.set(state.batcher.depth)
+        return PlainTextResponse(
+            generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
+
+    return app

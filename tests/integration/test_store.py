@@ -1,0 +1,113 @@
+"""Migrations and idempotent writes on the machine's PostgreSQL and on SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from thumbloop.contracts import Interaction, Vote
+from thumbloop.identity import hash_id
+from thumbloop.store.db import (
+    downgrade,
+    forget_user,
+    make_engine,
+    session_scope,
+    upgrade,
+    upsert_interaction,
+    upsert_vote,
+    votes_for,
+)
+from thumbloop.store.schema import InteractionRow
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/t.db"
+        return
+    name = f"thumbloop_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _interaction(user: str, iid: uuid.UUID | None = None) -> Interaction:
+    return Interaction(
+        interaction_id=iid or uuid.uuid4(),
+        platform="telegram",
+        user=user,
+        conversation=hash_id("s", "telegram", "chat-1"),
+        text="where is my card?",
+        intent="card_arrival",
+        intent_confidence=0.91,
+        sentiment="neutral",
+        response_id="card_arrival/1",
+        reply_text="It is on its way.",
+        model_version="thumbloop/1",
+        message_ref="chat-1:77",
+    )
+
+
+def test_migrations_up_and_down(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    assert {"interactions", "votes", "training_runs", "alembic_version"} <= set(
+        inspect(engine).get_table_names()
+    )
+    upgrade(db_url)  # idempotent
+    downgrade(db_url, "base")
+    assert "votes" not in inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_votes_replace_and_interactions_are_idempotent(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    alice, bob = hash_id("s", "telegram", 1), hash_id("s", "telegram", 2)
+    item = _interaction(alice)
+    with session_scope(engine) as s:
+        # the vote arrives before its interaction: kept, joined later by id
+        upsert_vote(
+            s, Vote(interaction_id=item.interaction_id, rater=bob, value=1, platform="telegram")
+        )
+    with session_scope(engine) as s:
+        upsert_interaction(s, item)
+        upsert_interaction(s, item)
+        upsert_vote(
+            s, Vote(interaction_id=item.interaction_id, rater=alice, value=1, platform="telegram")
+        )
+        upsert_vote(
+            s, Vote(interaction_id=item.interaction_id, rater=alice, value=-1, platform="telegram")
+        )
+    with session_scope(engine) as s:
+        assert s.query(InteractionRow).count() == 1
+        votes = {v.rater: v.value for v in votes_for(s, str(item.interaction_id))}
+        assert votes == {alice: -1, bob: 1}
+        assert forget_user(s, alice) == (1, 1)
+    with session_scope(engine) as s:
+        assert {v.rater for v in votes_for(s, str(item.interaction_id))} == {bob}
+        assert s.query(InteractionRow).count() == 0
+    engine.dispose()
+
+
+def test_cli_db_upgrade(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from thumbloop.cli import cli
+
+    url = f"sqlite:///{tmp_path}/cli.db"
+    result = CliRunner().invoke(cli, ["db", "upgrade"], env={"THUMBLOOP_DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    assert "votes" in inspect(create_engine(url)).get_table_names()

@@ -1,0 +1,134 @@
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from serving.batcher import BatchFailed, BatchStats, DeadlineExceeded, DynamicBatcher, QueueFull
+
+
+def _double(xs: Sequence[int]) -> list[int]:
+    return [2 * x for x in xs]
+
+
+async def test_concurrent_requests_share_a_batch() -> None:
+    seen: list[BatchStats] = []
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        _double, max_batch_size=8, max_wait_ms=50, max_queue=100, on_batch=seen.append
+    )
+    b.start()
+    try:
+        out = await asyncio.gather(*(b.submit(i, timeout=5) for i in range(8)))
+    finally:
+        await b.stop()
+    assert out == [2 * i for i in range(8)]
+    assert [s.size for s in seen] == [8]
+
+
+async def test_batches_never_exceed_max_size() -> None:
+    sizes: list[int] = []
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        _double,
+        max_batch_size=3,
+        max_wait_ms=20,
+        max_queue=100,
+        on_batch=lambda s: sizes.append(s.size),
+    )
+    b.start()
+    try:
+        out = await asyncio.gather(*(b.submit(i, timeout=5) for i in range(10)))
+    finally:
+        await b.stop()
+    assert out == [2 * i for i in range(10)]
+    assert max(sizes) <= 3 and sum(sizes) == 10
+
+
+async def test_batch_size_one_disables_batching() -> None:
+    sizes: list[int] = []
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        _double,
+        max_batch_size=1,
+        max_wait_ms=50,
+        max_queue=100,
+        on_batch=lambda s: sizes.append(s.size),
+    )
+    b.start()
+    try:
+        await asyncio.gather(*(b.submit(i, timeout=5) for i in range(5)))
+    finally:
+        await b.stop()
+    assert sizes == [1] * 5
+
+
+async def test_wait_window_bounds_latency_of_a_lone_request() -> None:
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        _double, max_batch_size=64, max_wait_ms=30, max_queue=10
+    )
+    b.start()
+    try:
+        start = time.perf_counter()
+        assert await b.submit(21, timeout=5) == 42
+        # generous bound: the request must not wait for a full batch that never comes
+        assert time.perf_counter() - start < 2.0
+    finally:
+        await b.stop()
+
+
+async def test_failing_batch_fails_only_its_own_requests() -> None:
+    def flaky(xs: Sequence[int]) -> list[int]:
+        if -1 in xs:
+            raise ValueError("boom")
+        return _double(xs)
+
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        flaky, max_batch_size=4, max_wait_ms=5, max_queue=100
+    )
+    b.start()
+    try:
+        bad = await asyncio.gather(
+            b.submit(-1, timeout=5), b.submit(3, timeout=5), return_exceptions=True
+        )
+        assert all(isinstance(r, BatchFailed) for r in bad)
+        assert await b.submit(5, timeout=5) == 10  # the loop goes on
+    finally:
+        await b.stop()
+
+
+async def test_output_count_is_checked() -> None:
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        lambda xs: list(xs)[:-1], max_batch_size=4, max_wait_ms=20, max_queue=100
+    )
+    b.start()
+    try:
+        res = await asyncio.gather(
+            *(b.submit(i, timeout=5) for i in range(3)), return_exceptions=True
+        )
+    finally:
+        await b.stop()
+    assert all(isinstance(r, BatchFailed) and "outputs for" in str(r) for r in res)
+
+
+async def test_full_queue_rejects_and_deadline_expires() -> None:
+    gate = threading.Event()
+
+    def slow(xs: Sequence[int]) -> list[int]:
+        gate.wait(5)
+        return _double(xs)
+
+    b: DynamicBatcher[int, int] = DynamicBatcher(slow, max_batch_size=1, max_wait_ms=0, max_queue=2)
+    b.start()
+    try:
+        first = asyncio.create_task(b.submit(1, timeout=5))
+        await asyncio.sleep(0.05)  # first is now running and blocks the worker
+        queued = [asyncio.create_task(b.submit(i, timeout=0.2)) for i in (2, 3)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(QueueFull):
+            await b.submit(4, timeout=5)
+        results = await asyncio.gather(*queued, return_exceptions=True)
+        assert all(isinstance(r, DeadlineExceeded) for r in results)
+        gate.set()
+        assert await first == 2
+    finally:
+        gate.set()
+        await b.stop()
