@@ -242,3 +242,40 @@ def test_readyz_is_503_until_a_model_loads(serve_settings: Settings, tmp_path: P
         assert httpx.get(f"{base}/readyz").status_code == 503
         r = httpx.post(f"{base}/v1/predict", json={"text": "hi"})
         assert r.status_code == 503 and r.headers.get("retry-after")
+
+
+async def test_reply_choice_follows_posteriors_in_redis(server: str) -> None:
+    import redis.asyncio as aioredis
+
+    from serving.posteriors import RedisPosteriors
+
+    store = RedisPosteriors("redis://127.0.0.1:6379/0", NAME)
+    raw = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
+    key = f"thumbloop:posterior:{NAME}:card_arrival"
+    await raw.delete(key)
+    try:
+        await store.update("card_arrival", "card_arrival/2", +1, weight=200)
+        await store.update("card_arrival", "card_arrival/1", -1, weight=200)
+        async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+            # a message the model reads as card_arrival without negative sentiment, so the
+            # choice is among the neutral variants (negative ones get the empathetic variant)
+            candidates = [
+                "when will my card arrive?",
+                "has my card been sent out yet",
+                "I am still waiting on my card",
+                "how long does a card take to be delivered",
+            ]
+            text = None
+            for c in candidates:
+                p = (await http.post("/v1/predict", json={"text": c})).json()
+                if p["intent"]["name"] == "card_arrival" and p["sentiment"]["label"] != "negative":
+                    text = c
+                    break
+            assert text is not None, "no neutral card_arrival message among the candidates"
+            rs = [await http.post("/v1/predict", json={"text": text}) for _ in range(20)]
+        ids = [r.json()["reply"]["response_id"] for r in rs]
+        assert ids.count("card_arrival/2") >= 18, ids
+    finally:
+        await raw.delete(key)
+        await raw.aclose()
+        await store.close()
