@@ -103,7 +103,11 @@ def find_bundle_dir(path: Path) -> Path:
     for candidate in (path, path / "artifacts" / "bundle", path / "bundle"):
         if (candidate / BUNDLE_FILE).is_file():
             return candidate
-    raise BundleError(f"{path}: no {BUNDLE_FILE} here nor under artifacts/bundle")
+    # MLflow keeps the logged folder's own name under artifacts/
+    found = sorted((path / "artifacts").glob(f"*/{BUNDLE_FILE}"))
+    if len(found) == 1:
+        return found[0].parent
+    raise BundleError(f"{path}: no {BUNDLE_FILE} here nor in one folder under artifacts/")
 
 
 def read_meta(bundle_dir: Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ class ThumbloopPyfunc(PythonModel):  # type: ignore[misc]
 
         self._bundle = load_bundle(Path(context.artifacts["bundle"]), resolve_device("auto"))
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         import pandas as pd
 
         from serving.predictor import predict_many

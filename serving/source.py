@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,11 +64,25 @@ def resolve(uri_or_path: str, tracking_uri: str, cache_dir: Path) -> ResolvedMod
             raise BundleError(f"{uri_or_path}: registered model {name!r} has no alias {alias!r}")
     assert version is not None
     dst = cache_dir / name / version
-    if not (dst / "artifacts" / "bundle" / "bundle.json").is_file():
-        dst.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(tracking_uri)
+    try:
+        return ResolvedModel(uri_or_path, f"{name}/{version}", find_bundle_dir(dst))
+    except BundleError:
+        pass
+    # download beside the cache entry, then rename: a crash never leaves a half-written entry
+    partial = dst.with_name(f".{version}.partial-{uuid.uuid4().hex[:8]}")
+    partial.mkdir(parents=True)
+    try:
         mlflow.set_registry_uri(tracking_uri)
         mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=str(dst), tracking_uri=tracking_uri
+            artifact_uri=f"models:/{name}/{version}",
+            dst_path=str(partial),
+            tracking_uri=tracking_uri,
         )
+        find_bundle_dir(partial)
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.replace(partial, dst)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
     return ResolvedModel(uri_or_path, f"{name}/{version}", find_bundle_dir(dst))

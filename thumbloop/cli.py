@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     )
     for noisy in ("httpx", "alembic.runtime.migration", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # transformers' per-load progress bars and load reports are noise in a CLI
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     ctx.obj = Settings()
 
 

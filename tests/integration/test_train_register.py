@@ -114,7 +114,10 @@ def test_cli_eval_on_small_files(tiny_registered, tiny_settings: Settings, tmp_p
     ("content", "message"),
     [
         ("", "no examples"),
-        ('{"text": "x", "label": "book_flight"}\n', "line"),
+        (
+            '{"text": "x", "label": "book_flight"}\n',
+            "bad.jsonl:1: unknown intent label 'book_flight'",
+        ),
         ('{"text": "x", "label": "card_arrival"}\nnot json\n', ":2: not valid JSON"),
     ],
 )
