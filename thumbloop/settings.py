@@ -62,9 +62,22 @@ class Settings(BaseSettings):
     )
     reply_strategy: Literal["template"] = "template"
 
+    # bots
+    history_turns: int = Field(default=6, ge=0, le=20, description="Turns kept per conversation.")
+    history_ttl_s: int = Field(default=86_400, ge=60, description="How long history is kept.")
+    telegram_base_url: str = Field(
+        default="https://api.telegram.org/bot",
+        description="Bot API base in python-telegram-bot's base_url form (local servers, tests).",
+    )
+    telegram_base_file_url: str = "https://api.telegram.org/file/bot"
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", description="Slack Web API base (tests, proxies)."
+    )
+
     # secrets
     hmac_secret: SecretStr = SecretStr("thumbloop-dev-secret-change-me")
     telegram_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
     slack_bot_token: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

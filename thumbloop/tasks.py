@@ -1,0 +1,35 @@
+"""The queue contract: task names and payloads shared by the bots (producers) and
+``learning/`` (the Celery worker). Pure data: importing this needs neither Celery nor torch.
+
+Payloads are JSON-able dicts built from the pydantic contracts, so a worker validates them with
+the same models (``Interaction.model_validate(payload["interaction"])``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from thumbloop.contracts import Interaction, Vote
+
+RECORD_INTERACTION = "learning.record_interaction"
+RECORD_VOTE = "learning.record_vote"
+WITHDRAW_VOTE = "learning.withdraw_vote"
+FORGET_USER = "learning.forget_user"
+RETRAIN_IF_DUE = "learning.retrain_if_due"
+
+
+def interaction_payload(item: Interaction) -> dict[str, Any]:
+    return {"interaction": item.model_dump(mode="json")}
+
+
+def vote_payload(vote: Vote) -> dict[str, Any]:
+    return {"vote": vote.model_dump(mode="json")}
+
+
+def withdraw_payload(interaction_id: str, rater: str, platform: str) -> dict[str, Any]:
+    return {"interaction_id": interaction_id, "rater": rater, "platform": platform}
+
+
+def forget_payload(user: str, platform: str) -> dict[str, Any]:
+    """``user`` is the HMAC of the platform user id, as everywhere else."""
+    return {"user": user, "platform": platform}
