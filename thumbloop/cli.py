@@ -211,6 +211,34 @@ def serve(ctx: click.Context, host: str, port: int, model_uri: str | None) -> No
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
 
 
+class _LazyGroup(click.Group):
+    """Subcommands imported on use, so `thumbloop --help` stays fast."""
+
+    lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            import importlib
+
+            module, _, attr = self.lazy[name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, name)
+
+
+class _BotGroup(_LazyGroup):
+    lazy = {"telegram": "bots.telegram_cli:command", "slack": "bots.slack_cli:command"}
+
+
+@cli.group(cls=_BotGroup)
+def bot() -> None:
+    """Run a chat platform adapter (Telegram or Slack)."""
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)
