@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -214,7 +214,7 @@ def serve(ctx: click.Context, host: str, port: int, model_uri: str | None) -> No
 class _LazyGroup(click.Group):
     """Subcommands imported on use, so `thumbloop --help` stays fast."""
 
-    lazy: dict[str, str] = {}
+    lazy: ClassVar[dict[str, str]] = {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.lazy))
@@ -231,7 +231,10 @@ class _LazyGroup(click.Group):
 
 
 class _BotGroup(_LazyGroup):
-    lazy = {"telegram": "bots.telegram_cli:command", "slack": "bots.slack_cli:command"}
+    lazy: ClassVar[dict[str, str]] = {
+        "telegram": "bots.telegram_cli:command",
+        "slack": "bots.slack_cli:command",
+    }
 
 
 @cli.group(cls=_BotGroup)
