@@ -24,8 +24,9 @@ class Batch:
     task: int
     hidden: torch.Tensor  # [B, T, H], output of the frozen lower layers
     mask: torch.Tensor  # [B, T]
-    labels: torch.Tensor  # [B] class ids, or -1 where a row carries complementary targets
+    labels: torch.Tensor  # [B] class ids
     weights: torch.Tensor  # [B] per-example loss weight
+    signs: torch.Tensor  # [B] +1: the label is right; -1: complementary (the label is wrong)
 
 
 def bucket(texts: Sequence[str], batch_size: int, seed: int) -> list[list[int]]:
@@ -44,6 +45,7 @@ def cache_lower(
     labels: Sequence[int],
     weights: Sequence[float] | None,
     *,
+    signs: Sequence[int] | None = None,
     frozen_layers: int,
     batch_size: int,
     max_length: int,
@@ -56,6 +58,7 @@ def cache_lower(
     was_training = model.training
     model.eval()
     w_all = list(weights) if weights is not None else [1.0] * len(texts)
+    s_all = list(signs) if signs is not None else [1] * len(texts)
     with torch.no_grad():
         for idx in tqdm(
             bucket(texts, batch_size, seed),
@@ -80,6 +83,7 @@ def cache_lower(
                     mask,
                     torch.tensor([labels[i] for i in idx], device=device),
                     torch.tensor([w_all[i] for i in idx], dtype=torch.float32, device=device),
+                    torch.tensor([s_all[i] for i in idx], dtype=torch.float32, device=device),
                 )
             )
     model.train(was_training)

@@ -66,6 +66,7 @@ def log_and_register(
     dicts: dict[str, Any],
     tags: dict[str, str],
     set_champion_if_missing: bool = True,
+    inputs: list[tuple[list[Any], str]] | None = None,
 ) -> Registered:
     """Log a run with the bundle as a pyfunc model and register it as a new version."""
     from serving.pyfunc import ThumbloopPyfunc
@@ -79,6 +80,8 @@ def log_and_register(
             mlflow.log_dict(obj, name)
         for path in artifacts.values():
             mlflow.log_artifact(str(path))
+        for rows, name in inputs or []:
+            _log_dataset(rows, name)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=ThumbloopPyfunc(),
@@ -92,7 +95,30 @@ def log_and_register(
         client.set_model_version_tag(settings.model_name, version, key, value)
     aliases: list[str] = []
     if set_champion_if_missing and alias_version(client, settings.model_name, "champion") is None:
-        client.set_registered_model_alias(settings.model_name, "champion", version)
+        from learning.promotion import promote
+
+        promote(settings, version, who="first-registration")
         aliases.append("champion")
         log.info("no champion yet: version %s is now @champion", version)
     return Registered(run_id, version, aliases)
+
+
+def _log_dataset(rows: list[Any], name: str) -> None:
+    """Record a training/evaluation input (as a table of its rows) in the active run."""
+    import mlflow.data
+    import pandas as pd
+
+    frame = pd.DataFrame([_row(r) for r in rows])
+    if frame.empty:
+        return
+    context = "evaluation" if "heldout" in name else "training"
+    dataset = mlflow.data.from_pandas(frame, name=name)  # type: ignore[attr-defined]
+    mlflow.log_input(dataset, context=context)
+
+
+def _row(item: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return dataclasses.asdict(item)
+    return item

@@ -79,7 +79,12 @@ def train_and_register(
                 metrics=metrics | {f"seconds_{k}": v for k, v in seconds.items()},
                 artifacts=figs,
                 dicts={"data_manifest.json": domain.manifest_digest()},
-                tags={"kind": "seed", "domain": domain.name},
+                tags={
+                    "kind": "seed",
+                    "domain": domain.name,
+                    "golden_intent_accuracy": f"{metrics['intent_accuracy']:.4f}",
+                    "golden_sentiment_accuracy": f"{metrics['sentiment_accuracy']:.4f}",
+                },
             )
     seconds["total"] = round(time.perf_counter() - start, 2)
     return SeedResult(result.bundle_dir, metrics, seconds, registered)

@@ -69,7 +69,19 @@ def _schedule(step: int, total: int, warmup: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def _fine_tune(
+def batch_loss(logits: torch.Tensor, b: Batch, ce: nn.Module) -> torch.Tensor:
+    """Weighted cross-entropy for ordinary labels; for complementary ones (sign -1, "the label
+    is wrong", e.g. a 👎) the complementary log-loss -log(1 - p_label) of Ishida et al. pushes the
+    wrong class down without claiming which class is right."""
+    per_example = ce(logits, b.labels)
+    if bool((b.signs < 0).any()):
+        p_label = torch.softmax(logits, -1).gather(1, b.labels[:, None]).squeeze(1)
+        complementary = -torch.log1p(-p_label.clamp(max=1 - 1e-6))
+        per_example = torch.where(b.signs < 0, complementary, per_example)
+    return (per_example * b.weights).sum() / b.weights.sum().clamp(min=1e-8)
+
+
+def fine_tune(
     model: ThumbloopModel,
     batches: list[Batch],
     cfg: TrainConfig,
@@ -115,7 +127,7 @@ def _fine_tune(
                 )
                 intent_logits, sentiment_logits = model.heads(model.pool(hidden, b.mask))
             logits = intent_logits if b.task == INTENT else sentiment_logits
-            loss = (ce(logits.float(), b.labels) * b.weights).sum() / b.weights.sum()
+            loss = batch_loss(logits.float(), b, ce)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(tuned + heads, 1.0)
@@ -134,7 +146,7 @@ def _fine_tune(
     return losses
 
 
-def _refit_intent_head(
+def refit_intent_head(
     model: ThumbloopModel, batches: list[Batch], cfg: TrainConfig, frozen: int
 ) -> None:
     """Fit the intent head to convergence on the tuned encoder's pooled features (cheap: the
@@ -147,8 +159,9 @@ def _refit_intent_head(
             if b.task != INTENT:
                 continue
             hidden = model.upper(b.hidden, b.mask, frozen) if frozen < model.n_layers else b.hidden
-            feats.append(model.pool(hidden, b.mask).float())
-            labels.append(b.labels)
+            keep = b.signs > 0  # complementary rows say nothing about the right class
+            feats.append(model.pool(hidden, b.mask).float()[keep])
+            labels.append(b.labels[keep])
     x, y = torch.cat(feats), torch.cat(labels)
     head = model.intent_head
     head.requires_grad_(True)
@@ -260,9 +273,9 @@ def train_domain(
 
     batches = phases.run("cache", cache)
     losses = phases.run(
-        "fine_tune", lambda: _fine_tune(model, batches, cfg, frozen, device, progress)
+        "fine_tune", lambda: fine_tune(model, batches, cfg, frozen, device, progress)
     )
-    phases.run("refit_heads", lambda: _refit_intent_head(model, batches, cfg, frozen))
+    phases.run("refit_heads", lambda: refit_intent_head(model, batches, cfg, frozen))
     batches.clear()  # free the cached activations before evaluation
     bundle = LoadedBundle(
         model,

@@ -247,3 +247,13 @@ def main() -> None:
         cli(standalone_mode=True)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _add_learning_commands() -> None:
+    from thumbloop.cli_learning import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_add_learning_commands()

@@ -82,7 +82,18 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
 
+    # learning
+    domain_dir: Path = Field(
+        default=Path("data/banking"), description="Domain the retrains replay and gate on."
+    )
     auto_promote: bool = False
+    retrain_check_interval_s: float = Field(default=60.0, gt=0)
+    retrain_min_votes: int = Field(default=200, ge=1)
+    retrain_max_age_s: float = Field(default=86_400.0, gt=0)
+    retrain_lock_ttl_s: int = Field(default=3_600, ge=10)
+    gate_tolerance: float = Field(default=0.005, ge=0, le=1)
+    max_rater_share: float = Field(default=0.05, gt=0, le=1)
+    visibility_timeout_s: int = Field(default=3_600, ge=1)
 
     @field_validator("home")
     @classmethod

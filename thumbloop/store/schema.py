@@ -52,6 +52,16 @@ class VoteRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+class DroppedTaskRow(Base):
+    __tablename__ = "dropped_tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task: Mapped[str] = mapped_column(String(128), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    dropped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
 class TrainingRunRow(Base):
     __tablename__ = "training_runs"
 

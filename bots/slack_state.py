@@ -1,0 +1,121 @@
+"""What the Slack adapter remembers between requests: deliveries already handled (so Slack's
+retries never give a second reply or vote) and which interaction each bot reply belongs to (so a
+reaction on it can count as a vote).
+
+Redis with TTLs in production, in process by default, behind one small interface. Keys hold
+hashed channel ids, never raw ones. On Redis trouble ``claim`` lets the delivery through (a rare
+duplicate beats a lost reply) and ``reply_for`` finds nothing; both are logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from typing import Protocol
+
+from thumbloop.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SEEN_TTL_S = 3600  # Slack retries within minutes; an hour is ample
+REPLY_TTL_S = 30 * 86_400  # reactions on replies older than this are not counted
+
+
+class SlackState(Protocol):
+    async def claim(self, key: str) -> bool:
+        """True the first time ``key`` is seen (within the TTL), False after."""
+        ...
+
+    async def remember_reply(
+        self, conversation: str, ts: str, interaction_id: uuid.UUID
+    ) -> None: ...
+
+    async def reply_for(self, conversation: str, ts: str) -> uuid.UUID | None: ...
+
+
+class _TTLDict:
+    """A bounded dict whose entries expire; the oldest go first when it is full."""
+
+    def __init__(self, ttl_s: float, max_items: int) -> None:
+        self.ttl_s, self.max_items = ttl_s, max_items
+        self._data: OrderedDict[str, tuple[float, str]] = OrderedDict()
+
+    def get(self, key: str) -> str | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            del self._data[key]
+            return None
+        return entry[1]
+
+    def put(self, key: str, value: str) -> None:
+        self._data[key] = (time.monotonic() + self.ttl_s, value)
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_items:
+            self._data.popitem(last=False)
+
+
+class InMemorySlackState:
+    def __init__(self, max_items: int = 100_000) -> None:
+        self._seen = _TTLDict(SEEN_TTL_S, max_items)
+        self._replies = _TTLDict(REPLY_TTL_S, max_items)
+
+    async def claim(self, key: str) -> bool:
+        if self._seen.get(key) is not None:
+            return False
+        self._seen.put(key, "1")
+        return True
+
+    async def remember_reply(self, conversation: str, ts: str, interaction_id: uuid.UUID) -> None:
+        self._replies.put(f"{conversation}:{ts}", str(interaction_id))
+
+    async def reply_for(self, conversation: str, ts: str) -> uuid.UUID | None:
+        found = self._replies.get(f"{conversation}:{ts}")
+        return uuid.UUID(found) if found else None
+
+
+class RedisSlackState:
+    def __init__(self, url: str, prefix: str = "thumbloop:slack") -> None:
+        import redis.asyncio as aioredis
+
+        self._redis = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.prefix = prefix
+
+    async def claim(self, key: str) -> bool:
+        try:
+            return bool(
+                await self._redis.set(f"{self.prefix}:seen:{key}", 1, nx=True, ex=SEEN_TTL_S)
+            )
+        except Exception as exc:
+            log.warning("delivery dedupe unavailable (%s); handling it anyway", type(exc).__name__)
+            return True
+
+    async def remember_reply(self, conversation: str, ts: str, interaction_id: uuid.UUID) -> None:
+        try:
+            await self._redis.set(
+                f"{self.prefix}:reply:{conversation}:{ts}", str(interaction_id), ex=REPLY_TTL_S
+            )
+        except Exception as exc:
+            log.warning("reply not indexed for reactions (%s)", type(exc).__name__)
+
+    async def reply_for(self, conversation: str, ts: str) -> uuid.UUID | None:
+        try:
+            found = await self._redis.get(f"{self.prefix}:reply:{conversation}:{ts}")
+        except Exception as exc:
+            log.warning("reply index unavailable (%s)", type(exc).__name__)
+            return None
+        if not found:
+            return None
+        return uuid.UUID(found.decode() if isinstance(found, bytes) else str(found))
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+def make_slack_state(settings: Settings) -> SlackState:
+    if settings.redis_url:
+        return RedisSlackState(settings.redis_url)
+    return InMemorySlackState()

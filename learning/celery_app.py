@@ -1,0 +1,49 @@
+"""The Celery app: broker and backend from settings, explicit task names, late acks.
+
+Embedded default (no server): kombu's SQLAlchemy transport on a SQLite file as the broker and a
+SQLite result backend, both under THUMBLOOP_HOME. Production: Redis
+(``THUMBLOOP_BROKER_URL=redis://...``). Training tasks go to their own ``training`` queue so GPU
+hosts can consume only those (``thumbloop worker --queues training``).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from thumbloop.settings import Settings
+from thumbloop.tasks import RETRAIN_IF_DUE
+
+DEFAULT_QUEUE = "thumbloop"
+TRAINING_QUEUE = "training"
+
+
+def create_celery(settings: Settings) -> Celery:
+    settings.ensure_home()
+    app = Celery("thumbloop", broker=settings.effective_broker_url, set_as_current=True)
+    app.conf.update(
+        result_backend=settings.effective_result_backend,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # a task is acknowledged after it ran: a killed worker's task is redelivered
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=DEFAULT_QUEUE,
+        task_routes={RETRAIN_IF_DUE: {"queue": TRAINING_QUEUE}},
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        broker_connection_retry_on_startup=True,
+        result_expires=86_400,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "retrain-if-due": {
+                "task": RETRAIN_IF_DUE,
+                "schedule": settings.retrain_check_interval_s,
+                "options": {"queue": TRAINING_QUEUE, "expires": settings.retrain_check_interval_s},
+            }
+        },
+    )
+    from learning.tasks import register_tasks
+
+    register_tasks(app, settings)
+    return app

@@ -1,0 +1,43 @@
+"""Vote -> reply posterior updates in Redis (the layout serving.posteriors reads)."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def posterior_key(namespace: str, intent: str) -> str:
+    return f"thumbloop:posterior:{namespace}:{intent}"
+
+
+def base_response_id(response_id: str) -> str | None:
+    """The variant a reply was built from; clarifying replies carry no variant of their own."""
+    base = response_id.split("+", 1)[0]
+    return None if "clarify" in base else base
+
+
+class PosteriorWriter:
+    def __init__(self, redis_url: str | None, namespace: str) -> None:
+        self.namespace = namespace
+        self._redis = None
+        if redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(
+                redis_url, socket_timeout=2, socket_connect_timeout=2
+            )
+
+    def apply(self, intent: str, response_id: str, old: int | None, new: int | None) -> bool:
+        """Move one rater's vote on a reply from ``old`` to ``new`` (None: no vote)."""
+        rid = base_response_id(response_id)
+        if self._redis is None or rid is None or old == new:
+            return False
+        key = posterior_key(self.namespace, intent)
+        pipe = self._redis.pipeline(transaction=True)
+        if old is not None:
+            pipe.hincrbyfloat(key, f"{rid}|{'a' if old > 0 else 'b'}", -1.0)
+        if new is not None:
+            pipe.hincrbyfloat(key, f"{rid}|{'a' if new > 0 else 'b'}", 1.0)
+        pipe.execute()
+        return True

@@ -1,0 +1,350 @@
+"""Retraining from thumbs: when due, fine-tune the champion on weighted votes plus a replay of
+the domain's seed data, gate the candidate against the champion, register it in MLflow.
+
+Phases: collect votes -> evaluate champion -> cache + fine-tune -> calibrate -> evaluate
+candidate -> gate -> save + register (+ `challenger`, + `champion` only with auto-promote).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, select
+
+from learning.batches import INTENT, SENTIMENT, cache_lower
+from learning.calibrate import choose_oos_threshold
+from learning.config import TrainConfig
+from learning.evaluate import intent_predictions
+from learning.feedback_store import (
+    finish_run,
+    last_candidate_at,
+    new_votes_since,
+    start_run,
+    vote_records,
+)
+from learning.gate import decide, vote_agreement
+from learning.lock import retrain_lock
+from learning.promotion import promote
+from learning.registry import alias_version, configure, log_and_register
+from learning.report_plots import (
+    confusion_delta_png,
+    per_intent_accuracy,
+    sentiment_trend_png,
+    vote_rate_png,
+)
+from learning.thumbs import ThumbExample, build_examples, split_recent
+from learning.train import evaluate_bundle, fine_tune
+from serving.bundle import LoadedBundle, load_bundle, save_bundle
+from serving.device import resolve_device
+from serving.predictor import predict_many
+from serving.source import resolve
+from thumbloop.contracts import SENTIMENT_LABELS
+from thumbloop.domain import Domain, load_domain
+from thumbloop.settings import Settings
+from thumbloop.store.db import session_scope
+from thumbloop.store.schema import InteractionRow, VoteRow
+
+log = logging.getLogger(__name__)
+
+RETRAIN_CONFIG = TrainConfig(
+    epochs=2,
+    intent_repeats=1,
+    refit_steps=0,
+    lr_encoder=1e-4,
+    lr_heads=1e-3,
+    warmup_ratio=0.1,
+    max_sentiment_examples=2000,
+)
+HOLDOUT = 0.2
+
+
+def retrain_if_due(
+    settings: Settings, engine: Engine, *, force: bool = False, progress: bool = False
+) -> dict[str, Any]:
+    with session_scope(engine) as s:
+        count, oldest = new_votes_since(s, last_candidate_at(s))
+    age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+    due = (
+        force
+        or count >= settings.retrain_min_votes
+        or (count > 0 and age > settings.retrain_max_age_s)
+    )
+    if not due:
+        return {"due": False, "new_votes": count}
+    with retrain_lock(settings) as held:
+        if not held:
+            return {"due": True, "skipped": "another retrain is running"}
+        return run_retrain(settings, engine, progress=progress) | {"new_votes": count}
+
+
+def _golden(bundle: LoadedBundle, domain: Domain) -> tuple[dict[str, float], list[str], list[str]]:
+    metrics, preds = evaluate_bundle(bundle, domain)
+    return (
+        {
+            "golden_intent_accuracy": metrics["intent_accuracy"],
+            "golden_sentiment_accuracy": metrics["sentiment_accuracy"],
+            "golden_intent_macro_f1": metrics["intent_macro_f1"],
+        },
+        preds["intent_gold"],
+        preds["intent_pred"],
+    )
+
+
+def _heldout(bundle: LoadedBundle, held: list[ThumbExample]) -> float:
+    if not held:
+        return float("nan")
+    p_int, _ = predict_many(bundle, [e.text for e in held])
+    return vote_agreement(held, intent_predictions(bundle, p_int))
+
+
+def _train_candidate(
+    bundle: LoadedBundle,
+    domain: Domain,
+    train_ex: list[ThumbExample],
+    cfg: TrainConfig,
+    progress: bool,
+) -> dict[str, float]:
+    model, tok, device = bundle.model, bundle.tokenizer, bundle.device
+    ids = {name: i for i, name in enumerate(bundle.intents)}
+    rng = random.Random(cfg.seed)
+    replay_n = min(len(domain.train), max(1000, len(train_ex)))
+    replay = rng.sample(domain.train, replay_n)
+    mean_w = float(np.mean([e.weight for e in train_ex])) or 1.0
+    texts = [e.text for e in train_ex] + [e.text for e in replay]
+    labels = [ids[e.label] for e in train_ex] + [ids[e.label] for e in replay]
+    weights = [e.weight / mean_w for e in train_ex] + [1.0] * len(replay)
+    signs = [e.sign for e in train_ex] + [1] * len(replay)
+    frozen = model.n_layers - cfg.layers_to_tune
+    common: dict[str, Any] = dict(
+        frozen_layers=frozen,
+        batch_size=cfg.batch_size,
+        max_length=cfg.max_length,
+        device=device,
+        seed=cfg.seed,
+        progress=progress,
+    )
+    batches = cache_lower(
+        model, tok, INTENT, texts, labels, weights, signs=signs, desc="cache votes", **common
+    )
+    sent = domain.sentiment("train")
+    sent = rng.sample(sent, min(len(sent), cfg.max_sentiment_examples or len(sent)))
+    sids: dict[str, int] = {name: i for i, name in enumerate(SENTIMENT_LABELS)}
+    batches += cache_lower(
+        model,
+        tok,
+        SENTIMENT,
+        [e.text for e in sent],
+        [sids[e.label] for e in sent],
+        None,
+        desc="cache sentiment replay",
+        **common,
+    )
+    losses = fine_tune(model, batches, cfg, frozen, device, progress)
+    batches.clear()
+    return {
+        "final_loss": losses[-1] if losses else float("nan"),
+        "replay_examples": float(replay_n),
+    }
+
+
+def _calibrate(bundle: LoadedBundle, domain: Domain, cfg: TrainConfig) -> float:
+    oos = bundle.out_of_scope
+    if oos is None:
+        return 0.0
+    ids = {name: i for i, name in enumerate(bundle.intents)}
+    p_int, _ = predict_many(bundle, [e.text for e in domain.validation])
+    gold = np.array([ids[e.label] for e in domain.validation])
+    threshold, _ = choose_oos_threshold(p_int, gold, ids[oos], cfg.max_inscope_drop)
+    return threshold
+
+
+def _activity(engine: Engine) -> tuple[list[tuple[str, datetime, int]], list[tuple[datetime, str]]]:
+    with session_scope(engine) as s:
+        votes = s.execute(
+            select(InteractionRow.model_version, VoteRow.updated_at, VoteRow.value).join(
+                InteractionRow, InteractionRow.interaction_id == VoteRow.interaction_id
+            )
+        ).all()
+        moods = s.execute(select(InteractionRow.created_at, InteractionRow.sentiment)).all()
+    return [(str(v), t, int(x)) for v, t, x in votes], [(t, str(m)) for t, m in moods]
+
+
+def _describe(
+    base_version: str,
+    params: dict[str, Any],
+    train_stats: dict[str, float],
+    champ: dict[str, float],
+    cand: dict[str, float],
+    gate: Any,
+) -> str:
+    return (
+        f"Retrained from version {base_version} on {params['vote_examples_train']} thumbs "
+        f"({params['positive_examples']} up, {params['negative_examples']} down) from "
+        f"{params['raters']} raters plus {int(train_stats['replay_examples'])} replayed seed "
+        f"examples. Golden intent accuracy {champ['golden_intent_accuracy']:.2%} -> "
+        f"{cand['golden_intent_accuracy']:.2%}; gate {'passed' if gate.passed else 'failed'}: "
+        + "; ".join(gate.reasons)
+    )
+
+
+def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -> dict[str, Any]:
+    start = time.perf_counter()
+    client = configure(settings)
+    champion = alias_version(client, settings.model_name, "champion")
+    if champion is None:
+        return {"skipped": "no champion to start from"}
+    base_version = str(champion.version)
+    domain = load_domain(settings.domain_dir)
+    device = resolve_device(settings.device, settings.cpu_threads)
+    resolved = resolve(
+        f"models:/{settings.model_name}/{base_version}",
+        settings.effective_tracking_uri,
+        settings.home / "models",
+    )
+    base = load_bundle(resolved.bundle_dir, device)
+    if list(domain.intents) != base.intents:
+        raise ValueError(f"domain {domain.root} does not match the champion's intents")
+    with session_scope(engine) as s:
+        votes = vote_records(s)
+        run_row = start_run(s, "retrain")
+    examples = build_examples(
+        [v for v in votes if v.intent in set(base.intents)],
+        settings.max_rater_share,
+        skip_intents=frozenset({base.out_of_scope} if base.out_of_scope else set()),
+    )
+    train_ex, held = split_recent(examples, HOLDOUT)
+    if not train_ex:
+        with session_scope(engine) as s:
+            finish_run(
+                s,
+                run_row,
+                status="skipped",
+                mlflow_run_id=None,
+                model_version=None,
+                n_votes=len(votes),
+                metrics={},
+            )
+        return {"skipped": "no usable votes yet", "votes": len(votes)}
+
+    champ_metrics, gold, champ_pred = _golden(base, domain)
+    champ_metrics["heldout_vote_agreement"] = _heldout(base, held)
+    cfg = RETRAIN_CONFIG.model_copy(update={"device": settings.device})
+    candidate = load_bundle(resolved.bundle_dir, device)  # trained in place; `base` stays as is
+    train_stats = _train_candidate(candidate, domain, train_ex, cfg, progress)
+    candidate.meta["oos_threshold"] = _calibrate(candidate, domain, cfg)
+    cand_metrics, _, cand_pred = _golden(candidate, domain)
+    cand_metrics["heldout_vote_agreement"] = _heldout(candidate, held)
+    gate = decide(champ_metrics, cand_metrics, settings.gate_tolerance)
+    seconds = time.perf_counter() - start
+
+    out_dir = settings.ensure_home() / "bundles" / f"retrain-{int(time.time())}"
+    meta = {
+        k: v
+        for k, v in base.meta.items()
+        if k not in ("format_version", "created_at", "heads", "versions")
+    }
+    meta |= {
+        "oos_threshold": candidate.meta["oos_threshold"],
+        "base_version": base_version,
+        "train_config": cfg.model_dump(),
+        "validation_metrics": cand_metrics,
+    }
+    save_bundle(
+        out_dir,
+        candidate.model.cpu(),
+        candidate.tokenizer,
+        meta,
+        resolved.bundle_dir / "responses.json",
+    )
+
+    raters = {v.rater for v in votes}
+    metrics: dict[str, float] = {f"champion_{k}": v for k, v in champ_metrics.items()}
+    metrics |= {f"candidate_{k}": v for k, v in cand_metrics.items()}
+    metrics |= {f"delta_{k}": cand_metrics[k] - champ_metrics[k] for k in cand_metrics}
+    metrics |= {"seconds": seconds, **train_stats}
+    metrics = {k: v for k, v in metrics.items() if not np.isnan(v)}
+    params = {
+        "base_version": base_version,
+        "domain": domain.name,
+        "votes": len(votes),
+        "vote_examples_train": len(train_ex),
+        "vote_examples_heldout": len(held),
+        "positive_examples": sum(e.sign > 0 for e in train_ex),
+        "negative_examples": sum(e.sign < 0 for e in train_ex),
+        "raters": len(raters),
+        "max_rater_share": settings.max_rater_share,
+        "gate_tolerance": settings.gate_tolerance,
+        **{f"cfg_{k}": v for k, v in cfg.model_dump().items()},
+    }
+    per_intent = {
+        "champion": per_intent_accuracy(gold, champ_pred),
+        "candidate": per_intent_accuracy(gold, cand_pred),
+    }
+    vote_rows, moods = _activity(engine)
+    tags = {
+        "kind": "retrain",
+        "gate": "passed" if gate.passed else "failed",
+        "base_version": base_version,
+        "domain": domain.name,
+        "golden_intent_accuracy": f"{cand_metrics['golden_intent_accuracy']:.4f}",
+        "golden_sentiment_accuracy": f"{cand_metrics['golden_sentiment_accuracy']:.4f}",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        figs = {
+            "delta": confusion_delta_png(
+                gold, champ_pred, cand_pred, base.intents, t / "confusion_delta.png"
+            ),
+            "votes": vote_rate_png(vote_rows, t / "vote_rate_by_version.png"),
+            "mood": sentiment_trend_png(moods, t / "sentiment_trend.png"),
+        }
+        registered = log_and_register(
+            settings,
+            out_dir,
+            params=params,
+            metrics=metrics,
+            artifacts=figs,
+            dicts={
+                "per_intent_accuracy.json": per_intent,
+                "gate.json": {"passed": gate.passed, "reasons": gate.reasons},
+            },
+            tags=tags,
+            set_champion_if_missing=False,
+            inputs=[(train_ex, "thumbs_train"), (held, "thumbs_heldout")],
+        )
+    version = registered.version
+    description = _describe(base_version, params, train_stats, champ_metrics, cand_metrics, gate)
+    client.update_model_version(settings.model_name, version, description=description)
+    aliases: list[str] = []
+    if gate.passed:
+        client.set_registered_model_alias(settings.model_name, "challenger", version)
+        aliases.append("challenger")
+        if settings.auto_promote:
+            promote(settings, version, who="auto-promote")
+            aliases.append("champion")
+    with session_scope(engine) as s:
+        finish_run(
+            s,
+            run_row,
+            status="passed" if gate.passed else "failed",
+            mlflow_run_id=registered.run_id,
+            model_version=version,
+            n_votes=len(votes),
+            metrics=metrics,
+        )
+    log.info("retrain -> version %s, gate %s (%s)", version, tags["gate"], "; ".join(gate.reasons))
+    return {
+        "version": version,
+        "gate": tags["gate"],
+        "reasons": gate.reasons,
+        "aliases": aliases,
+        "metrics": metrics,
+        "run_id": registered.run_id,
+    }

@@ -1,0 +1,123 @@
+"""From thumbs to training examples: rater weights, per-rater caps, consensus, hold-out.
+
+A 👍 on a reply says the predicted intent was right (a positive example); a 👎 says it was
+wrong (a complementary label). Raters are trusted by how often they agree with the consensus of
+other raters on the same message, or - where nobody else voted - with the model's own confident
+beliefs; no rater may carry more than ``max_share`` of the total weight.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class VoteRecord:
+    interaction_id: str
+    text: str
+    intent: str  # the intent the serving model predicted for this message
+    confidence: float
+    rater: str
+    value: int  # +1 / -1
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ThumbExample:
+    interaction_id: str
+    text: str
+    label: str
+    sign: int  # +1: label is right; -1: label is wrong
+    weight: float
+    at: datetime
+
+
+CONFIDENT, UNSURE = 0.8, 0.3
+
+
+def rater_trust(votes: Sequence[VoteRecord]) -> dict[str, float]:
+    """Trust in [0, 1]: 2 * smoothed agreement - 1, where agreement counts votes that match the
+    other raters' majority on the same message, or the model's confident belief (👍 when it was
+    confident, 👎 when it was unsure) where there is no other rater."""
+    by_item: dict[str, list[VoteRecord]] = defaultdict(list)
+    for v in votes:
+        by_item[v.interaction_id].append(v)
+    agree: dict[str, float] = defaultdict(float)
+    seen: dict[str, float] = defaultdict(float)
+    for item in by_item.values():
+        for v in item:
+            others = sum(o.value for o in item if o.rater != v.rater)
+            if others != 0:
+                reference = 1 if others > 0 else -1
+            elif v.confidence >= CONFIDENT:
+                reference = 1
+            elif v.confidence <= UNSURE:
+                reference = -1
+            else:
+                continue
+            seen[v.rater] += 1
+            agree[v.rater] += v.value == reference
+    raters = {v.rater for v in votes}
+    return {r: max(0.0, 2 * (agree[r] + 1) / (seen[r] + 2) - 1) for r in raters}
+
+
+def cap_shares(weights: dict[str, float], max_share: float, rounds: int = 5) -> dict[str, float]:
+    """Scale down raters whose share of the total exceeds ``max_share``."""
+    w = dict(weights)
+    for _ in range(rounds):
+        total = sum(w.values())
+        if total <= 0:
+            return w
+        over = {r: x for r, x in w.items() if x > max_share * total}
+        if not over:
+            break
+        for r in over:
+            w[r] = max_share * total
+    return w
+
+
+def build_examples(
+    votes: Sequence[VoteRecord], max_share: float, skip_intents: frozenset[str] = frozenset()
+) -> list[ThumbExample]:
+    trust = rater_trust(votes)
+    per_rater_total: dict[str, float] = defaultdict(float)
+    for v in votes:
+        per_rater_total[v.rater] += trust[v.rater]
+    capped = cap_shares(per_rater_total, max_share)
+    scale = {r: (capped[r] / t if t > 0 else 0.0) for r, t in per_rater_total.items()}
+    by_item: dict[str, list[VoteRecord]] = defaultdict(list)
+    for v in votes:
+        by_item[v.interaction_id].append(v)
+    out: list[ThumbExample] = []
+    for iid, item in by_item.items():
+        first = item[0]
+        if first.intent in skip_intents:
+            continue
+        score = sum(v.value * trust[v.rater] * scale[v.rater] for v in item)
+        if abs(score) < 1e-6:
+            continue
+        out.append(
+            ThumbExample(
+                iid,
+                first.text,
+                first.intent,
+                1 if score > 0 else -1,
+                abs(score),
+                max(v.at for v in item),
+            )
+        )
+    return out
+
+
+def split_recent(
+    examples: Sequence[ThumbExample], holdout: float
+) -> tuple[list[ThumbExample], list[ThumbExample]]:
+    """Train on the older part, hold back the most recent ``holdout`` share for the gate."""
+    ordered = sorted(examples, key=lambda e: (e.at, e.interaction_id))
+    k = round(len(ordered) * holdout)
+    if k == 0:
+        return list(ordered), []
+    return ordered[:-k], ordered[-k:]

@@ -1,0 +1,158 @@
+"""`thumbloop worker | retrain | promote | rollback | models`: the feedback loop's commands."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from thumbloop.settings import Settings
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@click.command()
+@click.option(
+    "--queues", default="thumbloop,training", show_default=True, help="Queues to consume."
+)
+@click.option("--concurrency", "-c", default=1, show_default=True, type=int)
+@click.option("--beat/--no-beat", default=True, show_default=True, help="Embed the beat scheduler.")
+@click.option("--loglevel", default="INFO", show_default=True)
+@click.pass_context
+def worker(ctx: click.Context, queues: str, concurrency: int, beat: bool, loglevel: str) -> None:
+    """Run a Celery worker for the learning tasks (with beat: retrain checks on a timer).
+
+    Run exactly one worker with --beat; more workers (e.g. GPU hosts with --queues training)
+    without it.
+    """
+    from learning.celery_app import create_celery
+    from thumbloop.store.db import upgrade
+
+    settings = _settings(ctx)
+    upgrade(settings.effective_database_url)
+    app = create_celery(settings)
+    argv = [
+        "worker",
+        f"--loglevel={loglevel}",
+        f"--concurrency={concurrency}",
+        f"--queues={queues}",
+    ]
+    if beat:
+        schedule = settings.ensure_home() / "celerybeat-schedule"
+        argv += ["--beat", f"--schedule={schedule}"]
+    app.worker_main(argv)
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="Retrain even when not due.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def retrain(ctx: click.Context, force: bool, as_json: bool) -> None:
+    """Retrain from the recorded thumbs now (in this process), if due or --force."""
+    from learning.retrain import retrain_if_due
+    from thumbloop.store.db import make_engine, upgrade
+
+    settings = _settings(ctx)
+    upgrade(settings.effective_database_url)
+    result = retrain_if_due(
+        settings, make_engine(settings.effective_database_url), force=force, progress=not as_json
+    )
+    click.echo(json.dumps(result, indent=2, default=str))
+
+
+@click.command()
+@click.argument("version")
+@click.option("--who", default=None, help="Recorded as the promoter (default: login name).")
+@click.pass_context
+def promote(ctx: click.Context, version: str, who: str | None) -> None:
+    """Make VERSION the champion (serving swaps it in at its next alias check)."""
+    from learning.promotion import PromotionError
+    from learning.promotion import promote as do_promote
+
+    try:
+        move = do_promote(_settings(ctx), version, who)
+    except PromotionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"champion: {move.from_version} -> {move.to_version} (by {move.who} at {move.at})")
+
+
+@click.command()
+@click.option("--who", default=None)
+@click.pass_context
+def rollback(ctx: click.Context, who: str | None) -> None:
+    """Move champion back to the version it replaced most recently."""
+    from learning.promotion import PromotionError
+    from learning.promotion import rollback as do_rollback
+
+    try:
+        move = do_rollback(_settings(ctx), who)
+    except PromotionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"champion rolled back: {move.from_version} -> {move.to_version}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List model versions with aliases, gate result, key metrics and thumbs-up rate."""
+    from learning.model_list import list_versions
+
+    rows = list_versions(_settings(ctx))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{_settings(ctx).model_name} versions")
+    for col in (
+        "version",
+        "aliases",
+        "kind",
+        "gate",
+        "base",
+        "golden intent",
+        "golden sent.",
+        "votes",
+        "👍 rate",
+        "created",
+    ):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            *(
+                _cell(r.get(k))
+                for k in (
+                    "version",
+                    "aliases",
+                    "kind",
+                    "gate",
+                    "base_version",
+                    "golden_intent_accuracy",
+                    "golden_sentiment_accuracy",
+                    "votes",
+                    "thumbs_up_rate",
+                    "created",
+                )
+            )
+        )
+    Console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    return str(value)
+
+
+COMMANDS = [worker, retrain, promote, rollback, models]
