@@ -61,6 +61,7 @@ MEDIA = (
 
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
+
 class ConfigError(ValueError):
     """A setting the adapter cannot start without is missing or malformed."""
 

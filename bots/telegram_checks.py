@@ -100,7 +100,9 @@ def reaction_vote(old: Sequence[str], new: Sequence[str]) -> int | None:
     return 0 if old_t else None
 
 
-def vote_keyboard(secret: str, interaction_id: uuid.UUID, chosen: int | None = None) -> InlineKeyboardMarkup:
+def vote_keyboard(
+    secret: str, interaction_id: uuid.UUID, chosen: int | None = None
+) -> InlineKeyboardMarkup:
     """👍 / 👎 with signed callback data; the chosen one carries a tick."""
 
     def label(emoji: str, value: int) -> str:
@@ -109,7 +111,9 @@ def vote_keyboard(secret: str, interaction_id: uuid.UUID, chosen: int | None = N
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(label(texts.UP, 1), callback_data=sign_vote(secret, interaction_id, 1)),
+                InlineKeyboardButton(
+                    label(texts.UP, 1), callback_data=sign_vote(secret, interaction_id, 1)
+                ),
                 InlineKeyboardButton(
                     label(texts.DOWN, -1), callback_data=sign_vote(secret, interaction_id, -1)
                 ),

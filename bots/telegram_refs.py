@@ -78,7 +78,9 @@ class RedisReplyRefs:
         try:
             raw = await self._redis.get(self._key(conversation, message_id))
         except Exception as exc:
-            log.warning("reply reference unavailable (%s); reaction not counted", type(exc).__name__)
+            log.warning(
+                "reply reference unavailable (%s); reaction not counted", type(exc).__name__
+            )
             return None
         if raw is None:
             return None

@@ -11,10 +11,15 @@ from __future__ import annotations
 from celery import Celery
 
 from thumbloop.settings import Settings
-from thumbloop.tasks import RETRAIN_IF_DUE
+from thumbloop.tasks import DEFAULT_QUEUE, RETRAIN_IF_DUE, ROUTES, TRAINING_QUEUE
 
-DEFAULT_QUEUE = "thumbloop"
-TRAINING_QUEUE = "training"
+
+def _transport_options(settings: Settings) -> dict[str, int]:
+    # kombu's SQLAlchemy transport hands its options to create_engine; it has no visibility
+    # timeout (unacknowledged messages come back on a clean shutdown, not after a hard kill)
+    if settings.effective_broker_url.startswith("sqla+"):
+        return {}
+    return {"visibility_timeout": settings.visibility_timeout_s}
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -30,8 +35,8 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=DEFAULT_QUEUE,
-        task_routes={RETRAIN_IF_DUE: {"queue": TRAINING_QUEUE}},
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        task_routes=ROUTES,
+        broker_transport_options=_transport_options(settings),
         broker_connection_retry_on_startup=True,
         result_expires=86_400,
         worker_hijack_root_logger=False,

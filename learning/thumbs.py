@@ -39,19 +39,22 @@ CONFIDENT, UNSURE = 0.8, 0.3
 
 
 def rater_trust(votes: Sequence[VoteRecord]) -> dict[str, float]:
-    """Trust in [0, 1]: 2 * smoothed agreement - 1, where agreement counts votes that match the
-    other raters' majority on the same message, or the model's confident belief (👍 when it was
-    confident, 👎 when it was unsure) where there is no other rater."""
+    """Trust in [0, 1]: 2 * agreement - 1 with a prior of two agreements (an unseen rater is
+    trusted). Agreement counts votes that match the other raters' majority on the same message
+    (all raters' if the others tie), or where no majority exists the model's confident belief:
+    👍 when it was confident, 👎 when it was unsure."""
     by_item: dict[str, list[VoteRecord]] = defaultdict(list)
     for v in votes:
         by_item[v.interaction_id].append(v)
     agree: dict[str, float] = defaultdict(float)
     seen: dict[str, float] = defaultdict(float)
     for item in by_item.values():
+        everyone = sum(o.value for o in item)
         for v in item:
-            others = sum(o.value for o in item if o.rater != v.rater)
-            if others != 0:
-                reference = 1 if others > 0 else -1
+            others = everyone - v.value
+            majority = others if others != 0 else (everyone if len(item) > 2 else 0)
+            if majority != 0:
+                reference = 1 if majority > 0 else -1
             elif v.confidence >= CONFIDENT:
                 reference = 1
             elif v.confidence <= UNSURE:
@@ -61,22 +64,28 @@ def rater_trust(votes: Sequence[VoteRecord]) -> dict[str, float]:
             seen[v.rater] += 1
             agree[v.rater] += v.value == reference
     raters = {v.rater for v in votes}
-    return {r: max(0.0, 2 * (agree[r] + 1) / (seen[r] + 2) - 1) for r in raters}
+    return {r: max(0.0, 2 * (agree[r] + 2) / (seen[r] + 2) - 1) for r in raters}
 
 
-def cap_shares(weights: dict[str, float], max_share: float, rounds: int = 5) -> dict[str, float]:
-    """Scale down raters whose share of the total exceeds ``max_share``."""
+def cap_shares(weights: dict[str, float], max_share: float) -> dict[str, float]:
+    """Lower the raters above ``max_share`` of the total so that each holds exactly that share
+    of the new total (closed form, repeated while the capped set grows). When the cap cannot
+    hold (too few raters), the capped raters are levelled to the smallest of them."""
     w = dict(weights)
-    for _ in range(rounds):
+    capped: set[str] = set()
+    while True:
         total = sum(w.values())
-        if total <= 0:
-            return w
-        over = {r: x for r, x in w.items() if x > max_share * total}
+        over = {r for r, x in w.items() if r not in capped and x > max_share * total + 1e-12}
         if not over:
-            break
-        for r in over:
-            w[r] = max_share * total
-    return w
+            return w
+        capped |= over
+        uncapped = sum(x for r, x in w.items() if r not in capped)
+        if max_share * len(capped) >= 1 or uncapped <= 0:
+            level = min(weights[r] for r in capped)
+            return {r: (level if r in capped else x) for r, x in w.items()}
+        level = max_share * uncapped / (1 - max_share * len(capped))
+        for r in capped:
+            w[r] = min(weights[r], level)
 
 
 def build_examples(

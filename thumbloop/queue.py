@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from thumbloop.tasks import DEFAULT_QUEUE, ROUTES
+
 log = logging.getLogger(__name__)
 
 
@@ -28,6 +30,8 @@ class TaskQueue:
             broker_connection_timeout=connect_timeout_s,
             task_serializer="json",
             accept_content=["json"],
+            task_default_queue=DEFAULT_QUEUE,
+            task_routes=ROUTES,
             broker_transport_options={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
         )
 

@@ -17,6 +17,10 @@ WITHDRAW_VOTE = "learning.withdraw_vote"
 FORGET_USER = "learning.forget_user"
 RETRAIN_IF_DUE = "learning.retrain_if_due"
 
+DEFAULT_QUEUE = "thumbloop"
+TRAINING_QUEUE = "training"  # its own queue, so GPU hosts can consume only training
+ROUTES = {RETRAIN_IF_DUE: {"queue": TRAINING_QUEUE}}
+
 
 def interaction_payload(item: Interaction) -> dict[str, Any]:
     return {"interaction": item.model_dump(mode="json")}

@@ -49,3 +49,35 @@ def run_uvicorn(
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+
+
+@contextmanager
+def fresh_postgres_db() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the machine's server; dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"thumbloop_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def wait_until(check: Any, timeout: float, interval: float = 0.3, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -9,17 +9,21 @@ tests do with their mock server.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import json
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
 
 BOT_TOKEN = "xoxb-test-0000-thumbloop"
 APP_TOKEN = "xapp-1-test-thumbloop"
@@ -36,6 +40,7 @@ class Call:
     method: str
     args: dict[str, Any]
     token: str | None
+    response: dict[str, Any] | None = None  # what the fake answered (None for a 429)
 
 
 @dataclass
@@ -98,10 +103,8 @@ def _parse_body(headers: Any, raw: bytes) -> dict[str, Any]:
         return body if isinstance(body, dict) else {}
     args: dict[str, Any] = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
     for key in _JSON_FIELDS & args.keys():
-        try:
+        with suppress(ValueError):
             args[key] = json.loads(args[key])
-        except ValueError:
-            pass
     return args
 
 
@@ -118,14 +121,14 @@ def _answer(state: FakeSlackState, method: str, args: dict[str, Any]) -> dict[st
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
         }
-    if method in ("chat.postMessage", "chat.update", "chat.postEphemeral", "reactions.get"):
-        if not channel:
-            return {"ok": False, "error": "channel_not_found"}
+    needs_channel = ("chat.postMessage", "chat.update", "chat.postEphemeral", "reactions.get")
+    if method in needs_channel and not channel:
+        return {"ok": False, "error": "channel_not_found"}
     if method == "chat.postMessage":
         if not args.get("text") and not args.get("blocks"):
             return {"ok": False, "error": "no_text"}
         ts = state.next_ts()
-        message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts}
+        message: dict[str, Any] = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts}
         message.update({k: args[k] for k in ("text", "blocks", "thread_ts") if k in args})
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
     if method == "chat.update":
@@ -152,8 +155,8 @@ def _answer(state: FakeSlackState, method: str, args: dict[str, Any]) -> dict[st
             for name, users in found.items()
             if users
         ]
-        message = {"type": "message", "ts": ts, "reactions": reactions}
-        return {"ok": True, "type": "message", "channel": channel, "message": message}
+        got: dict[str, Any] = {"type": "message", "ts": ts, "reactions": reactions}
+        return {"ok": True, "type": "message", "channel": channel, "message": got}
     if method == "apps.connections.open":
         if state.socket_url is None:
             return {"ok": False, "error": "not_allowed_token_type"}
@@ -186,7 +189,8 @@ def _make_handler(state: FakeSlackState) -> type[BaseHTTPRequestHandler]:
             auth = self.headers.get("Authorization") or ""
             token = auth.removeprefix("Bearer ").strip() or args.pop("token", None)
             with state.lock:
-                state.calls[method].append(Call(method, args, token))
+                call = Call(method, args, token)
+                state.calls[method].append(call)
                 waits = state.rate_limited.get(method)
                 if waits:
                     retry_after = waits.pop(0)
@@ -201,6 +205,7 @@ def _make_handler(state: FakeSlackState) -> type[BaseHTTPRequestHandler]:
                     body = {"ok": False, "error": "invalid_auth" if token else "not_authed"}
                 else:
                     body = _answer(state, method, args)
+                call.response = body
             self._send(200, body, {})
 
     return Handler
@@ -219,3 +224,101 @@ def run_fake_slack_api() -> Iterator[FakeSlackApi]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+# -- the other direction: Slack calling the app -------------------------------------------
+
+
+def slack_signature(secret: str, timestamp: str, body: str) -> str:
+    """``X-Slack-Signature`` v0: HMAC-SHA256 of ``v0:{timestamp}:{body}`` with the secret."""
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256)
+    return "v0=" + digest.hexdigest()
+
+
+class SlackDelivery:
+    """Sends what Slack sends to an app's Request URL, signed like Slack signs it."""
+
+    def __init__(self, url: str, signing_secret: str) -> None:
+        self.url = url
+        self.secret = signing_secret
+        self._ids = itertools.count(1)
+
+    def post(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        secret: str | None = None,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        sent = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": slack_signature(secret or self.secret, ts, body),
+            **(headers or {}),
+        }
+        return httpx.post(self.url, content=body.encode(), headers=sent, timeout=15)
+
+    def event_body(self, event: dict[str, Any], event_id: str | None = None) -> str:
+        return json.dumps(
+            {
+                "token": "deprecated-verification-token",
+                "team_id": TEAM_ID,
+                "api_app_id": "A0THUMBLOOP",
+                "event": event,
+                "type": "event_callback",
+                "event_id": event_id or f"Ev{next(self._ids):08d}{int(time.time())}",
+                "event_time": int(time.time()),
+                "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+            }
+        )
+
+    def event(
+        self, event: dict[str, Any], event_id: str | None = None, retry_num: int | None = None
+    ) -> httpx.Response:
+        headers = {}
+        if retry_num is not None:
+            headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"}
+        return self.post(self.event_body(event, event_id), "application/json", headers=headers)
+
+    def block_actions(
+        self, user: str, channel: str, message: dict[str, Any], action: dict[str, Any]
+    ) -> httpx.Response:
+        payload = {
+            "type": "block_actions",
+            "team": {"id": TEAM_ID, "domain": "thumbloop-test"},
+            "user": {"id": user, "username": "someone", "team_id": TEAM_ID},
+            "api_app_id": "A0THUMBLOOP",
+            "token": "deprecated-verification-token",
+            "container": {
+                "type": "message",
+                "message_ts": message["ts"],
+                "channel_id": channel,
+                "is_ephemeral": False,
+            },
+            "trigger_id": "1.2.3",
+            "channel": {"id": channel, "name": "directmessage"},
+            "message": message,
+            "response_url": "https://hooks.slack.invalid/actions/1",
+            "actions": [{**action, "type": "button", "action_ts": f"{time.time():.6f}"}],
+        }
+        body = urlencode({"payload": json.dumps(payload)})
+        return self.post(body, "application/x-www-form-urlencoded")
+
+    def command(self, text: str, user: str, channel: str = "D0TEST") -> httpx.Response:
+        body = urlencode(
+            {
+                "token": "deprecated-verification-token",
+                "team_id": TEAM_ID,
+                "channel_id": channel,
+                "user_id": user,
+                "command": "/thumbloop",
+                "text": text,
+                "api_app_id": "A0THUMBLOOP",
+                "response_url": "https://hooks.slack.invalid/commands/1",
+                "trigger_id": "1.2.3",
+            }
+        )
+        return self.post(body, "application/x-www-form-urlencoded")

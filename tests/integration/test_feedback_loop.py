@@ -1,0 +1,314 @@
+"""The feedback loop for real: a Celery worker process, Redis as broker, PostgreSQL, an MLflow
+store in a temp dir; plus the embedded (SQLite) broker with no Redis at all."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from learning.promotion import history
+from learning.registry import alias_version, configure, log_and_register
+from thumbloop.cli import cli
+from thumbloop.contracts import Interaction, Vote
+from thumbloop.identity import hash_id
+from thumbloop.queue import TaskQueue
+from thumbloop.settings import Settings
+from thumbloop.store.db import make_engine, session_scope, upgrade
+from thumbloop.store.schema import DroppedTaskRow, InteractionRow, TrainingRunRow, VoteRow
+from thumbloop.tasks import RECORD_INTERACTION, RECORD_VOTE, interaction_payload, vote_payload
+
+from .conftest import fresh_postgres_db, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_DB = "redis://127.0.0.1:6379/7"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with fresh_postgres_db() as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def clean_redis() -> Iterator[str]:
+    r = redis.Redis.from_url(REDIS_DB)
+    r.flushdb()
+    yield REDIS_DB
+    r.flushdb()
+    r.close()
+
+
+def start_worker(env: dict[str, str], *, beat: bool = False) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "thumbloop",
+        "worker",
+        "--concurrency",
+        "1",
+        "--loglevel",
+        "WARNING",
+    ]
+    cmd.append("--beat" if beat else "--no-beat")
+    log = open(env["THUMBLOOP_HOME"] + f"/worker-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: SIM115
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=os.environ | env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _env(
+    home: Path, db_url: str, broker: str, redis_url: str | None, **extra: str
+) -> dict[str, str]:
+    env = {
+        "THUMBLOOP_HOME": str(home),
+        "THUMBLOOP_DATABASE_URL": db_url,
+        "THUMBLOOP_BROKER_URL": broker,
+        "THUMBLOOP_RESULT_BACKEND": broker.replace("sqla+", "db+")
+        if broker.startswith("sqla+")
+        else broker,
+        "THUMBLOOP_DEVICE": "cpu",
+    }
+    if redis_url:
+        env["THUMBLOOP_REDIS_URL"] = redis_url
+    return env | extra
+
+
+def _interaction(text: str, intent: str, user: str = "u1") -> Interaction:
+    return Interaction(
+        interaction_id=uuid.uuid4(),
+        platform="telegram",
+        user=hash_id("k", "telegram", user),
+        conversation=hash_id("k", "telegram", "chat"),
+        text=text,
+        intent=intent,
+        intent_confidence=0.9,
+        sentiment="neutral",
+        response_id=f"{intent}/1",
+        reply_text="ok",
+        model_version="thumbloop-loop/1",
+    )
+
+
+def _vote(item: Interaction, value: int, rater: str = "u1") -> Vote:
+    return Vote(
+        interaction_id=item.interaction_id,
+        rater=hash_id("k", "telegram", rater),
+        value=value,
+        platform="telegram",
+    )  # type: ignore[arg-type]
+
+
+def _count(url: str, model: type, **where: object) -> int:
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        q = select(func.count()).select_from(model)
+        for k, v in where.items():
+            q = q.where(getattr(model, k) == v)
+        n = int(s.scalar(q) or 0)
+    engine.dispose()
+    return n
+
+
+def test_votes_are_idempotent_and_bad_payloads_are_dropped(
+    tmp_path: Path, pg_url: str, clean_redis: str
+) -> None:
+    proc = start_worker(_env(tmp_path, pg_url, clean_redis, clean_redis))
+    queue = TaskQueue(clean_redis)
+    try:
+        item = _interaction("where is my card", "card_arrival")
+        vote = _vote(item, 1)
+        queue.send(RECORD_VOTE, vote_payload(vote))  # before its interaction: kept, joined later
+        queue.send(RECORD_INTERACTION, interaction_payload(item))
+        queue.send(RECORD_INTERACTION, interaction_payload(item))
+        queue.send(RECORD_VOTE, vote_payload(vote))
+        queue.send(RECORD_VOTE, vote_payload(_vote(item, -1)))  # the same rater changes their mind
+        queue.send(RECORD_VOTE, {"vote": {"interaction_id": "nope", "value": 7}})
+        queue.send(RECORD_VOTE, {"unexpected": True})
+        wait_until(lambda: _count(pg_url, DroppedTaskRow) == 2, 60, what="two dropped payloads")
+        wait_until(lambda: _count(pg_url, VoteRow, value=-1) == 1, 60, what="the changed vote")
+        assert _count(pg_url, VoteRow) == 1
+        assert _count(pg_url, InteractionRow) == 1
+        r = redis.Redis.from_url(clean_redis)
+        posterior = {
+            k.decode(): float(v)
+            for k, v in r.hgetall("thumbloop:posterior:thumbloop:card_arrival").items()
+        }
+        # +1 then replaced by -1: the net effect is one thumbs-down on the variant
+        assert posterior.get("card_arrival/1|a", 0.0) == 0.0
+        assert posterior.get("card_arrival/1|b") == 1.0
+    finally:
+        queue.close()
+        stop_worker(proc)
+
+
+def test_a_killed_worker_loses_no_vote(tmp_path: Path, pg_url: str, clean_redis: str) -> None:
+    env = _env(tmp_path, pg_url, clean_redis, clean_redis, THUMBLOOP_VISIBILITY_TIMEOUT_S="3")
+    queue = TaskQueue(clean_redis)
+    item = _interaction("I lost my card", "lost_or_stolen_card")
+    queue.send(RECORD_INTERACTION, interaction_payload(item))
+    n = 150
+    for i in range(n):
+        queue.send(RECORD_VOTE, vote_payload(_vote(item, 1 if i % 2 else -1, rater=f"r{i}")))
+    proc = start_worker(env)
+    try:
+        wait_until(lambda: _count(pg_url, VoteRow) >= 10, 60, interval=0.05, what="the first votes")
+        stop_worker(proc, signal.SIGKILL)  # mid-stream: the task in hand was not acknowledged
+        assert _count(pg_url, VoteRow) < n
+        proc = start_worker(env)
+        wait_until(lambda: _count(pg_url, VoteRow) == n, 120, what=f"all {n} votes")
+    finally:
+        queue.close()
+        stop_worker(proc)
+
+
+def test_embedded_broker_needs_no_redis(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/t.db"
+    broker = f"sqla+sqlite:///{tmp_path}/broker.db"
+    upgrade(db)
+    proc = start_worker(_env(tmp_path, db, broker, None))
+    queue = TaskQueue(broker)
+    try:
+        item = _interaction("hello", "greeting")
+        queue.send(RECORD_INTERACTION, interaction_payload(item))
+        queue.send(RECORD_VOTE, vote_payload(_vote(item, 1)))
+        wait_until(
+            lambda: _count(db, VoteRow) == 1 and _count(db, InteractionRow) == 1,
+            90,
+            what="stored vote",
+        )
+    finally:
+        queue.close()
+        stop_worker(proc)
+
+
+def test_votes_lead_to_a_gated_version_then_promote_and_rollback(
+    tmp_path: Path,
+    pg_url: str,
+    clean_redis: str,
+    tiny_registered,
+    tiny_domain: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    name = "thumbloop-loop"
+    settings = Settings(home=tmp_path, model_name=name, device="cpu", database_url=pg_url)
+    first = log_and_register(
+        settings,
+        tiny_registered.bundle_dir,
+        params={},
+        metrics={},
+        artifacts={},
+        dicts={},
+        tags={"kind": "seed"},
+    )
+    assert first.aliases == ["champion"]
+    env = _env(
+        tmp_path,
+        pg_url,
+        clean_redis,
+        clean_redis,
+        THUMBLOOP_MODEL_NAME=name,
+        THUMBLOOP_DOMAIN_DIR=str(tiny_domain),
+        THUMBLOOP_RETRAIN_MIN_VOTES="20",
+        THUMBLOOP_RETRAIN_CHECK_INTERVAL_S="2",
+    )
+    proc = start_worker(env, beat=True)
+    queue = TaskQueue(clean_redis)
+    try:
+        rows = [
+            json.loads(line)
+            for line in (tiny_domain / "intents/train.jsonl").read_text().splitlines()
+        ]
+        for i, row in enumerate(rows[:40]):
+            right = i % 4 != 0
+            intent = (
+                row["label"]
+                if right
+                else ("greeting" if row["label"] != "greeting" else "change_pin")
+            )
+            item = _interaction(row["text"], intent, user=f"u{i % 7}")
+            queue.send(RECORD_INTERACTION, interaction_payload(item))
+            queue.send(
+                RECORD_VOTE, vote_payload(_vote(item, 1 if right else -1, rater=f"u{i % 7}"))
+            )
+        client = configure(settings)
+
+        def retrained() -> object:
+            versions = client.search_model_versions(f"name='{name}'")
+            return [v for v in versions if (v.tags or {}).get("kind") == "retrain"]
+
+        candidate = wait_until(retrained, 300, interval=1.0, what="a retrained version")[0]
+        tags = candidate.tags
+        assert tags["gate"] in {"passed", "failed"}
+        assert tags["base_version"] == first.version
+        assert candidate.description.startswith("Retrained from version")
+        challenger = alias_version(client, name, "challenger")
+        assert (challenger is not None and str(challenger.version) == str(candidate.version)) == (
+            tags["gate"] == "passed"
+        )
+        assert _count(pg_url, TrainingRunRow, kind="retrain") >= 1
+        run = client.get_run(candidate.run_id)
+        assert "candidate_golden_intent_accuracy" in run.data.metrics
+        artifacts = {a.path for a in client.list_artifacts(candidate.run_id)}
+        assert {
+            "confusion_delta.png",
+            "vote_rate_by_version.png",
+            "sentiment_trend.png",
+            "gate.json",
+        } <= artifacts
+    finally:
+        queue.close()
+        stop_worker(proc)
+
+    cli_env = {
+        "THUMBLOOP_HOME": str(tmp_path),
+        "THUMBLOOP_MODEL_NAME": name,
+        "THUMBLOOP_DATABASE_URL": pg_url,
+    }
+    runner = CliRunner()
+    res = runner.invoke(
+        cli, ["promote", str(candidate.version), "--who", "ml-engineer"], env=cli_env
+    )
+    assert res.exit_code == 0, res.output
+    assert str(alias_version(client, name, "champion").version) == str(candidate.version)  # type: ignore[union-attr]
+    res = runner.invoke(cli, ["rollback", "--who", "ml-engineer"], env=cli_env)
+    assert res.exit_code == 0, res.output
+    assert str(alias_version(client, name, "champion").version) == first.version  # type: ignore[union-attr]
+    moves = history(client, name)
+    assert [(m.action, m.from_version, m.to_version) for m in moves] == [
+        ("promote", None, first.version),
+        ("promote", first.version, str(candidate.version)),
+        ("rollback", str(candidate.version), first.version),
+    ]
+    assert moves[-1].who == "ml-engineer"
+    res = runner.invoke(cli, ["models", "--json"], env=cli_env)
+    assert res.exit_code == 0, res.output
+    listed = json.loads(res.output)
+    assert {r["version"] for r in listed} >= {first.version, str(candidate.version)}
+    assert next(r for r in listed if r["version"] == first.version)["aliases"] == ["champion"]
+    assert runner.invoke(cli, ["promote", "999"], env=cli_env).exit_code != 0

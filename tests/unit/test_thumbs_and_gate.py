@@ -1,0 +1,120 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import torch
+from torch import nn
+
+from learning.batches import INTENT, Batch
+from learning.gate import decide, vote_agreement
+from learning.thumbs import (
+    ThumbExample,
+    VoteRecord,
+    build_examples,
+    cap_shares,
+    rater_trust,
+    split_recent,
+)
+from learning.train import batch_loss
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def vote(iid: str, rater: str, value: int, conf: float = 0.5, minute: int = 0) -> VoteRecord:
+    return VoteRecord(
+        iid, f"text {iid}", "card_arrival", conf, rater, value, T0 + timedelta(minutes=minute)
+    )
+
+
+def test_adversary_disagreeing_with_consensus_loses_trust() -> None:
+    votes = []
+    for i in range(20):
+        votes += [vote(f"m{i}", "alice", 1), vote(f"m{i}", "bob", 1), vote(f"m{i}", "eve", -1)]
+    trust = rater_trust(votes)
+    assert trust["alice"] > 0.8 and trust["bob"] > 0.8
+    assert trust["eve"] == 0.0
+
+
+def test_lone_raters_are_judged_against_confident_model_beliefs() -> None:
+    honest = [vote(f"h{i}", "honest", 1, conf=0.95) for i in range(30)]
+    liar = [vote(f"l{i}", "liar", -1, conf=0.95) for i in range(30)]
+    trust = rater_trust(honest + liar)
+    assert trust["honest"] > 0.9 and trust["liar"] == 0.0
+
+
+def test_cap_shares_limits_any_single_rater() -> None:
+    capped = cap_shares({"big": 100.0, **{f"r{i}": 1.0 for i in range(30)}}, max_share=0.1)
+    assert capped["big"] <= 0.1 * sum(capped.values()) + 1e-9
+    assert capped["r0"] == 1.0
+
+
+def test_build_examples_combines_raters_per_message() -> None:
+    votes = [
+        vote("a", "r1", 1, 0.9),
+        vote("a", "r2", 1, 0.9),
+        vote("b", "r1", -1, 0.1),
+        vote("c", "r3", 1, 0.9),
+    ]
+    ex = {e.interaction_id: e for e in build_examples(votes, max_share=1.0)}
+    assert ex["a"].sign == 1 and ex["a"].weight > ex["c"].weight
+    assert ex["b"].sign == -1 and ex["b"].label == "card_arrival"
+    assert not build_examples(votes, 1.0, skip_intents=frozenset({"card_arrival"}))
+
+
+def test_split_recent_holds_back_the_newest() -> None:
+    ex = [ThumbExample(str(i), "t", "x", 1, 1.0, T0 + timedelta(minutes=i)) for i in range(10)]
+    train, held = split_recent(ex, 0.2)
+    assert [e.interaction_id for e in held] == ["8", "9"]
+    assert len(train) == 8
+
+
+def test_vote_agreement_and_gate() -> None:
+    ex = [
+        ThumbExample("1", "t", "a", 1, 1.0, T0),
+        ThumbExample("2", "t", "b", -1, 1.0, T0),
+    ]
+    assert vote_agreement(ex, ["a", "c"]) == 1.0
+    assert vote_agreement(ex, ["c", "b"]) == 0.0
+    champ = {
+        "golden_intent_accuracy": 0.90,
+        "golden_sentiment_accuracy": 0.75,
+        "heldout_vote_agreement": 0.6,
+    }
+    ok = decide(
+        champ, champ | {"golden_intent_accuracy": 0.897, "heldout_vote_agreement": 0.7}, 0.005
+    )
+    assert ok.passed
+    worse = decide(champ, champ | {"golden_intent_accuracy": 0.89}, 0.005)
+    assert not worse.passed and "golden_intent_accuracy" in worse.reasons[0]
+    votes_worse = decide(champ, champ | {"heldout_vote_agreement": 0.5}, 0.005)
+    assert not votes_worse.passed
+
+
+def _batch(labels: list[int], signs: list[int]) -> Batch:
+    n = len(labels)
+    return Batch(
+        INTENT,
+        torch.zeros(n, 1, 4),
+        torch.ones(n, 1),
+        torch.tensor(labels),
+        torch.ones(n),
+        torch.tensor(signs, dtype=torch.float32),
+    )
+
+
+def test_complementary_loss_pushes_the_voted_down_class_down() -> None:
+    logits = torch.zeros(1, 3, requires_grad=True)
+    loss = batch_loss(logits, _batch([0], [-1]), nn.CrossEntropyLoss(reduction="none"))
+    loss.backward()
+    assert logits.grad is not None
+    assert logits.grad[0, 0] > 0  # gradient descent lowers class 0
+    assert logits.grad[0, 1] < 0 and logits.grad[0, 2] < 0
+    pos = torch.zeros(1, 3, requires_grad=True)
+    batch_loss(pos, _batch([0], [1]), nn.CrossEntropyLoss(reduction="none")).backward()
+    assert pos.grad is not None and pos.grad[0, 0] < 0
+
+
+@pytest.mark.parametrize("p", [0.2, 0.9])
+def test_complementary_loss_value(p: float) -> None:
+    logit = torch.log(torch.tensor([[p, (1 - p) / 2, (1 - p) / 2]]))
+    loss = batch_loss(logit, _batch([0], [-1]), nn.CrossEntropyLoss(reduction="none"))
+    assert float(loss) == pytest.approx(-torch.log(torch.tensor(1 - p)).item(), rel=1e-4)
