@@ -144,7 +144,7 @@ class SlackHandlers:
                 unfurl_links=False,
             )
         except SlackApiError as exc:
-            log.error("reply not delivered: %s", exc.response.get("error"))
+            log.error("reply not delivered: %s", _api_error(exc))
             return
         reply_ts = str(posted.get("ts") or "")
         self.counters.replies += 1
@@ -177,7 +177,7 @@ class SlackHandlers:
                 channel=inbound.channel, thread_ts=inbound.thread_ts, text=text
             )
         except SlackApiError as exc:
-            log.error("message not delivered: %s", exc.response.get("error"))
+            log.error("message not delivered: %s", _api_error(exc))
 
     # -- votes ----------------------------------------------------------------------------
 
@@ -206,7 +206,7 @@ class SlackHandlers:
                 blocks=voted_blocks(click.blocks, value),
             )
         except SlackApiError as exc:
-            log.warning("vote recorded but message not updated: %s", exc.response.get("error"))
+            log.warning("vote recorded but message not updated: %s", _api_error(exc))
 
     def _record_vote(self, iid: uuid.UUID, user: str, value: int) -> None:
         vote = Vote(
@@ -222,7 +222,7 @@ class SlackHandlers:
         try:
             await client.chat_postEphemeral(channel=channel, user=user, text=text)
         except SlackApiError as exc:
-            log.warning("ephemeral not delivered: %s", exc.response.get("error"))
+            log.warning("ephemeral not delivered: %s", _api_error(exc))
 
     async def on_reaction(
         self, event: Mapping[str, Any], bot_user_id: str | None, client: AsyncWebClient
@@ -253,7 +253,7 @@ class SlackHandlers:
         try:
             resp = await client.reactions_get(channel=channel, timestamp=ts, full=True)
         except SlackApiError as exc:
-            log.warning("reactions.get failed (%s); withdrawing", exc.response.get("error"))
+            log.warning("reactions.get failed (%s); withdrawing", _api_error(exc))
             return None
         message = resp.get("message") or {}
         return remaining_thumb(message.get("reactions"), user)
@@ -271,3 +271,9 @@ class SlackHandlers:
             return answer("help", raw)
         self.outbox.submit(FORGET_USER, forget_payload(self._hash(user), PLATFORM))
         return FORGET_DONE
+
+
+def _api_error(exc: SlackApiError) -> str:
+    """Slack's error code, or the HTTP status when the answer was not Slack's JSON."""
+    error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+    return str(error or f"HTTP {exc.response.status_code}")

@@ -35,7 +35,9 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
     client = configure(settings)
     votes = _vote_stats(settings)
     out = []
-    for mv in client.search_model_versions(f"name='{settings.model_name}'"):
+    for found in client.search_model_versions(f"name='{settings.model_name}'"):
+        # search results carry no aliases in every store; the single-version read does
+        mv = client.get_model_version(settings.model_name, found.version)
         tags = mv.tags or {}
         n, rate = votes.get(f"{settings.model_name}/{mv.version}", (0, None))
 

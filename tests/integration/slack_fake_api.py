@@ -1,10 +1,11 @@
 """A small Slack Web API server on loopback for the Slack adapter's tests.
 
 It speaks the real protocol as slack_sdk uses it: ``POST /api/<method>`` with a form or JSON
-body, the token as ``Authorization: Bearer …`` (or a ``token`` form field), answers
-``{"ok": true, …}`` or ``{"ok": false, "error": …}``, and ``429`` with ``Retry-After`` when told
-to. Every call is recorded per method, so tests assert on what the bot did, as bolt-python's own
-tests do with their mock server.
+body (or ``GET`` with a query string, as slack_sdk sends ``reactions.get``), the token as
+``Authorization: Bearer …`` (or a ``token`` form field), answers ``{"ok": true, …}`` or
+``{"ok": false, "error": …}``, and ``429`` with ``Retry-After`` when told to. Every call is
+recorded per method, so tests assert on what the bot did, as bolt-python's own tests do with
+their mock server. :class:`SlackDelivery` is the other direction: signed requests from Slack.
 """
 
 from __future__ import annotations
@@ -128,7 +129,12 @@ def _answer(state: FakeSlackState, method: str, args: dict[str, Any]) -> dict[st
         if not args.get("text") and not args.get("blocks"):
             return {"ok": False, "error": "no_text"}
         ts = state.next_ts()
-        message: dict[str, Any] = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": ts}
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "ts": ts,
+        }
         message.update({k: args[k] for k in ("text", "blocks", "thread_ts") if k in args})
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
     if method == "chat.update":
@@ -179,13 +185,20 @@ def _make_handler(state: FakeSlackState) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
+        def do_GET(self) -> None:  # a few methods (reactions.get, …) are GETs in slack_sdk
+            self._handle()
+
         def do_POST(self) -> None:
+            self._handle()
+
+        def _handle(self) -> None:
             if not self.path.startswith("/api/"):
                 self._send(404, {"ok": False, "error": "not_found"}, {})
                 return
-            method = self.path.removeprefix("/api/").split("?")[0]
+            method, _, query = self.path.removeprefix("/api/").partition("?")
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            args = _parse_body(self.headers, raw)
+            args: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
+            args.update(_parse_body(self.headers, raw))
             auth = self.headers.get("Authorization") or ""
             token = auth.removeprefix("Bearer ").strip() or args.pop("token", None)
             with state.lock:

@@ -116,10 +116,14 @@ def auto_entities(text: str) -> list[JSONDict]:
         ("mention", r"(?<!\w)@[A-Za-z0-9_]{3,32}"),
     ):
         for m in re.finditer(pattern, text):
-            if kind == "mention" and out and any(
-                e["type"] == "bot_command"
-                and e["offset"] <= utf16_len(text[: m.start()]) < e["offset"] + e["length"]
-                for e in out
+            if (
+                kind == "mention"
+                and out
+                and any(
+                    e["type"] == "bot_command"
+                    and e["offset"] <= utf16_len(text[: m.start()]) < e["offset"] + e["length"]
+                    for e in out
+                )
             ):
                 continue
             out.append(
@@ -415,7 +419,7 @@ class FakeBotApi:
             with self._lock:
                 if offset > 0:  # confirms every update before it
                     self._pending = [u for u in self._pending if u["update_id"] >= offset]
-                keep = []
+                keep: list[JSONDict] = []
                 for u in self._pending:
                     (keep if self._allowed(u) else self.dropped_updates).append(u)
                 self._pending = keep
@@ -429,7 +433,9 @@ class FakeBotApi:
         if not url:
             return self._delete_webhook(p)
         if not url.startswith("https://"):
-            raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
+            raise ApiError(
+                400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+            )
         secret = p.get("secret_token")
         if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
             raise ApiError(400, "Bad Request: secret token contains unallowed characters")
@@ -580,9 +586,7 @@ class FakeBotApi:
             self.commands.pop(_scope_key(p), None)
         return True
 
-    def _new_message(
-        self, chat: JSONDict, sender: JSONDict, reply_to: JSONDict | None
-    ) -> JSONDict:
+    def _new_message(self, chat: JSONDict, sender: JSONDict, reply_to: JSONDict | None) -> JSONDict:
         with self._lock:
             ids = self._message_ids.setdefault(chat["id"], itertools.count(1))
             msg: JSONDict = {
@@ -612,7 +616,9 @@ def _check_markup(markup: Any) -> JSONDict | None:
     for row in rows:
         for button in row:
             if not button.get("text"):
-                raise ApiError(400, "Bad Request: text buttons are unallowed in the inline keyboard")
+                raise ApiError(
+                    400, "Bad Request: text buttons are unallowed in the inline keyboard"
+                )
             data = button.get("callback_data")
             if data is not None and not 1 <= len(str(data).encode()) <= 64:
                 raise ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
@@ -631,8 +637,8 @@ async def _read_params(request: Request) -> JSONDict:
                     raise ValueError("JSON body must be an object")
                 return {**raw, **parsed}
         elif ctype.startswith("application/x-www-form-urlencoded"):
-            body = (await request.body()).decode()
-            raw.update(parse_qsl(body, keep_blank_values=True))
+            form = (await request.body()).decode()
+            raw.update(parse_qsl(form, keep_blank_values=True))
         elif ctype.startswith("multipart/form-data"):  # file uploads: not used by the bot
             raise ValueError("multipart uploads are not supported by this test server")
     return {k: _coerce(k, v) for k, v in raw.items()}

@@ -258,11 +258,16 @@ def test_votes_lead_to_a_gated_version_then_promote_and_rollback(
             )
         client = configure(settings)
 
-        def retrained() -> object:
-            versions = client.search_model_versions(f"name='{name}'")
-            return [v for v in versions if (v.tags or {}).get("kind") == "retrain"]
+        def finished() -> bool:  # the run row is closed after registration, tags and aliases
+            return (
+                _count(pg_url, TrainingRunRow, status="passed")
+                + _count(pg_url, TrainingRunRow, status="failed")
+                > 0
+            )
 
-        candidate = wait_until(retrained, 300, interval=1.0, what="a retrained version")[0]
+        wait_until(finished, 300, interval=1.0, what="a finished retrain")
+        versions = client.search_model_versions(f"name='{name}'")
+        candidate = next(v for v in versions if (v.tags or {}).get("kind") == "retrain")
         tags = candidate.tags
         assert tags["gate"] in {"passed", "failed"}
         assert tags["base_version"] == first.version

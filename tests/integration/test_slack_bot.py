@@ -1,6 +1,6 @@
 """The Slack adapter end to end: the real bolt app over HTTP on loopback, signed deliveries, the
-real serving worker with a tiny bundle, a local Slack Web API, and a real Celery worker (tasks
-registered under the queue contract's names) writing to a migrated database through Redis."""
+real serving worker with a tiny bundle, a local Slack Web API, and the learning Celery worker
+(its real tasks) writing to a migrated database, with Redis as broker and shared state."""
 
 from __future__ import annotations
 
@@ -14,27 +14,19 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from celery import Celery
 from celery.contrib.testing.worker import start_worker
-from sqlalchemy import Engine, delete, select
+from celery.signals import task_prerun
+from sqlalchemy import Engine, select
 
 from bots.signing import sign_vote, verify_vote
 from bots.slack import SlackBot, build_http_app, build_slack_bot
 from bots.slack_blocks import DOWN_ACTION, STATUS_BLOCK_ID, UP_ACTION, VOTE_BLOCK_ID
 from serving.app import create_app
-from thumbloop.contracts import Interaction, Vote
 from thumbloop.identity import hash_id
 from thumbloop.settings import Settings
-from thumbloop.store.db import (
-    forget_user,
-    make_engine,
-    session_scope,
-    upgrade,
-    upsert_interaction,
-    upsert_vote,
-)
+from thumbloop.store.db import make_engine, session_scope, upgrade
 from thumbloop.store.schema import InteractionRow, VoteRow
-from thumbloop.tasks import FORGET_USER, RECORD_INTERACTION, RECORD_VOTE, WITHDRAW_VOTE
+from thumbloop.tasks import RECORD_VOTE, WITHDRAW_VOTE
 
 from .conftest import run_uvicorn
 from .slack_fake_api import (
@@ -63,67 +55,44 @@ def h(raw: str) -> str:
     return hash_id(HMAC_SECRET, "slack", raw)
 
 
-# -- a real Celery worker standing in for learning/ (its tasks come in a later issue) -----
+# -- the learning Celery worker (its real tasks), consuming this module's broker ---------
 
 
 @dataclass
 class Worker:
     engine: Engine
-    received: list[tuple[str, dict[str, Any]]]
+    ran: list[tuple[str, dict[str, Any]]]  # every task the worker started, in order
 
     def count(self, name: str, pred: Callable[[dict[str, Any]], bool] = lambda _: True) -> int:
-        return sum(1 for n, kw in list(self.received) if n == name and pred(kw))
+        return sum(1 for n, kw in list(self.ran) if n == name and pred(kw))
 
 
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    from learning.celery_app import create_celery
+
     r = redis.Redis.from_url(REDIS_URL)
     r.flushdb()
-    url = f"sqlite:///{tmp_path_factory.mktemp('slack-db') / 'thumbloop.db'}"
+    home = tmp_path_factory.mktemp("slack-worker")
+    url = f"sqlite:///{home / 'thumbloop.db'}"
     upgrade(url)
+    settings = Settings(home=home, database_url=url, broker_url=REDIS_URL, redis_url=REDIS_URL)
+    app = create_celery(settings)
+    ran: list[tuple[str, dict[str, Any]]] = []
+
+    def on_prerun(task: Any = None, kwargs: dict[str, Any] | None = None, **_: Any) -> None:
+        if task is not None and task.app is app:
+            ran.append((task.name, dict(kwargs or {})))
+
+    task_prerun.connect(on_prerun, weak=False)
     engine = make_engine(url)
-    received: list[tuple[str, dict[str, Any]]] = []
-    app = Celery("slack-test-worker", broker=REDIS_URL, set_as_current=False)
-    app.conf.update(
-        task_serializer="json",
-        accept_content=["json"],
-        task_ignore_result=True,
-        worker_hijack_root_logger=False,
-        broker_connection_retry_on_startup=True,
-    )
-
-    @app.task(name=RECORD_INTERACTION)
-    def record_interaction(interaction: dict[str, Any]) -> None:
-        received.append((RECORD_INTERACTION, {"interaction": interaction}))
-        with session_scope(engine) as s:
-            upsert_interaction(s, Interaction.model_validate(interaction))
-
-    @app.task(name=RECORD_VOTE)
-    def record_vote(vote: dict[str, Any]) -> None:
-        received.append((RECORD_VOTE, {"vote": vote}))
-        with session_scope(engine) as s:
-            upsert_vote(s, Vote.model_validate(vote))
-
-    @app.task(name=WITHDRAW_VOTE)
-    def withdraw_vote(interaction_id: str, rater: str, platform: str) -> None:
-        received.append((WITHDRAW_VOTE, {"interaction_id": interaction_id, "rater": rater}))
-        with session_scope(engine) as s:
-            s.execute(
-                delete(VoteRow).where(
-                    VoteRow.interaction_id == interaction_id, VoteRow.rater == rater
-                )
-            )
-
-    @app.task(name=FORGET_USER)
-    def forget(user: str, platform: str) -> None:
-        received.append((FORGET_USER, {"user": user, "platform": platform}))
-        with session_scope(engine) as s:
-            forget_user(s, user)
-
-    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
-        yield Worker(engine, received)
-    engine.dispose()
-    r.flushdb()
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
+            yield Worker(engine, ran)
+    finally:
+        task_prerun.disconnect(on_prerun)
+        engine.dispose()
+        r.flushdb()
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:

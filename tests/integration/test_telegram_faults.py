@@ -194,7 +194,9 @@ def test_slow_serving_gets_an_apology_after_the_reply_timeout(
         silent.listen(16)
         start_bot(
             serving_url=f"http://127.0.0.1:{silent.getsockname()[1]}",
-            options=TelegramOptions(reply_timeout_s=1.5, serving_timeout_s=5, serving_retries=0),
+            options=TelegramOptions(
+                reply_timeout_s=1.5, serving_timeout_s=5, serving_retries=0, typing_interval_s=0.4
+            ),
         )
         ada = api.user(1004)
         chat = api.private_chat(ada)
@@ -203,6 +205,8 @@ def test_slow_serving_gets_an_apology_after_the_reply_timeout(
         got = wait_until(lambda: replies_in(api, chat["id"]), timeout=15)
         assert got[0]["text"] == texts.APOLOGY_UNAVAILABLE
         assert time.monotonic() - started < 8
+        typing = [c for c in api.calls_to("sendChatAction") if c.params["chat_id"] == chat["id"]]
+        assert len(typing) >= 2, "typing is repeated while the user waits"
 
 
 def test_non_text_messages_get_a_text_only_reply(
@@ -380,9 +384,7 @@ def test_cli_runs_the_bot_and_stops_cleanly_on_sigint(
     assert "long polling" in out and TOKEN not in out
 
 
-def test_cli_reports_a_token_telegram_refuses(
-    fake: tuple[FakeBotApi, str], tmp_path: Path
-) -> None:
+def test_cli_reports_a_token_telegram_refuses(fake: tuple[FakeBotApi, str], tmp_path: Path) -> None:
     api, base = fake
     wrong = "999:definitely-wrong"
     env = cli_env(
