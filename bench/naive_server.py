@@ -10,16 +10,22 @@ baseline (d); not part of the product.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-import uvicorn
-from fastapi import FastAPI
-from pydantic import BaseModel
-from transformers import pipeline
+# run as a script from bench/, where bench/serving.py would shadow the `serving` package
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
 
-from serving.bundle import find_bundle_dir, load_bundle
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import uvicorn  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+from transformers import pipeline  # noqa: E402
+
+from serving.bundle import find_bundle_dir, load_bundle  # noqa: E402
 
 
 class Message(BaseModel):

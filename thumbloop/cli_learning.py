@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -156,3 +157,69 @@ def _cell(value: Any) -> str:
 
 
 COMMANDS = [worker, retrain, promote, rollback, models]
+
+
+@click.command()
+@click.option(
+    "--domain",
+    "domain_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("data/banking"),
+    show_default=True,
+)
+@click.option(
+    "--seed-shots", default=10, show_default=True, type=int, help="Seed examples per intent."
+)
+@click.option("--rounds", default=5, show_default=True, type=int)
+@click.option("--votes-per-round", default=1000, show_default=True, type=int)
+@click.option("--noise", default=0.1, show_default=True, type=float, help="Chance a rater errs.")
+@click.option(
+    "--adversaries", default=0, show_default=True, type=int, help="Raters voting wrong on purpose."
+)
+@click.option(
+    "--adversary-share", default=0.2, show_default=True, type=float, help="Their share of votes."
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path(".thumbloop/simulation"),
+    show_default=True,
+)
+@click.pass_context
+def simulate(
+    ctx: click.Context,
+    domain_dir: Path,
+    seed_shots: int,
+    rounds: int,
+    votes_per_round: int,
+    noise: float,
+    adversaries: int,
+    adversary_share: float,
+    seed: int,
+    out: Path,
+) -> None:
+    """Drive the real loop with simulated raters and write a learning curve (JSON + PNG)."""
+    from learning.simulate import SimConfig
+    from learning.simulate import simulate as run
+
+    cfg = SimConfig(
+        seed_shots=seed_shots,
+        rounds=rounds,
+        votes_per_round=votes_per_round,
+        noise=noise,
+        adversaries=adversaries,
+        adversary_share=adversary_share,
+        seed=seed,
+    )
+    report = run(domain_dir, out.resolve(), cfg, _settings(ctx))
+    for r in report["rounds"]:
+        click.echo(
+            f"round {r['round']:>2}  votes {r['votes']:>6}  accuracy {r['accuracy']:.4f}  "
+            f"gate {r['gate']:<7} champion v{r['champion']}  ({r['seconds']} s)"
+        )
+    click.echo(f"reference (supervised): {report['supervised_reference']['accuracy']:.4f}")
+    click.echo(f"final model: {report['final_model']}  -> {out / 'learning_curve.json'}")
+
+
+COMMANDS.append(simulate)

@@ -34,6 +34,7 @@ BOT_ID = "BBOT0001"
 
 # form fields slack_sdk JSON-encodes when posting forms
 _JSON_FIELDS = {"blocks", "attachments", "metadata"}
+_MSG = ("ts", "text", "blocks")
 
 
 @dataclass
@@ -42,6 +43,24 @@ class Call:
     args: dict[str, Any]
     token: str | None
     response: dict[str, Any] | None = None  # what the fake answered (None for a 429)
+
+    def as_message(self) -> dict[str, Any]:
+        """A posted message as Slack hands it back (e.g. in a ``block_actions`` payload)."""
+        assert self.response is not None and self.response["ok"], self.response
+        message = {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID}
+        return message | {k: self.response["ts"] if k == "ts" else self.args[k] for k in _MSG}
+
+    def button(self, action_id: str) -> dict[str, Any]:
+        """The action a press on the posted button ``action_id`` reports."""
+        for block in self.args.get("blocks") or []:
+            for element in block.get("elements") or [] if block.get("type") == "actions" else []:
+                if element.get("action_id") == action_id:
+                    return {
+                        "action_id": action_id,
+                        "block_id": block.get("block_id"),
+                        "value": element.get("value"),
+                    }
+        raise AssertionError(f"no button {action_id} in the posted blocks")
 
 
 @dataclass

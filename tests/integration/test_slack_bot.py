@@ -21,6 +21,7 @@ from sqlalchemy import Engine, select
 from bots.signing import sign_vote, verify_vote
 from bots.slack import SlackBot, build_http_app, build_slack_bot
 from bots.slack_blocks import DOWN_ACTION, STATUS_BLOCK_ID, UP_ACTION, VOTE_BLOCK_ID
+from bots.slack_commands import REJECTED
 from serving.app import create_app
 from thumbloop.identity import hash_id
 from thumbloop.settings import Settings
@@ -189,25 +190,6 @@ def say(
     return ts, fake.wait_for("chat.postMessage", before + 1)[before]
 
 
-def posted_message(call: Call) -> dict[str, Any]:
-    """The message as Slack hands it back in a block_actions payload."""
-    assert call.response is not None and call.response["ok"], call.response
-    return {
-        "type": "message",
-        "user": BOT_USER_ID,
-        "bot_id": BOT_ID,
-        "ts": call.response["ts"],
-        "text": call.args["text"],
-        "blocks": call.args["blocks"],
-    }
-
-
-def button(call: Call, action_id: str) -> dict[str, Any]:
-    actions = next(b for b in call.args["blocks"] if b.get("block_id") == VOTE_BLOCK_ID)
-    found = next(e for e in actions["elements"] if e["action_id"] == action_id)
-    return {"action_id": found["action_id"], "block_id": VOTE_BLOCK_ID, "value": found["value"]}
-
-
 # -- tests ----------------------------------------------------------------------------------
 
 
@@ -231,7 +213,7 @@ def test_a_dm_gets_one_threaded_reply_with_buttons_and_is_recorded(
     assert call.args["channel"] == DM_ALICE and call.args["thread_ts"] == ts
     actions = [b for b in call.args["blocks"] if b.get("block_id") == VOTE_BLOCK_ID]
     assert len(actions) == 1
-    up, down = (button(call, a)["value"] for a in (UP_ACTION, DOWN_ACTION))
+    up, down = (call.button(a)["value"] for a in (UP_ACTION, DOWN_ACTION))
     iid, up_value = verify_vote(HMAC_SECRET, up)
     assert up_value == 1 and verify_vote(HMAC_SECRET, down) == (iid, -1)
 
@@ -257,11 +239,11 @@ def test_a_button_vote_is_recorded_once_shown_and_replaced_by_a_revote(
     running: Running, fake: FakeSlackApi, worker: Worker
 ) -> None:
     _, call = say(running, fake, "what is the exchange rate for euros")
-    message = posted_message(call)
-    iid, _ = verify_vote(HMAC_SECRET, button(call, UP_ACTION)["value"])
+    message = call.as_message()
+    iid, _ = verify_vote(HMAC_SECRET, call.button(UP_ACTION)["value"])
 
     t0 = time.monotonic()
-    resp = running.slack.block_actions(BOB, DM_ALICE, message, button(call, UP_ACTION))
+    resp = running.slack.block_actions(BOB, DM_ALICE, message, call.button(UP_ACTION))
     assert resp.status_code == 200 and time.monotonic() - t0 < 3.0  # acked within Slack's limit
     assert wait_until(lambda: votes(worker.engine, str(iid)), "the vote") == [(h(BOB), 1)]
     update = fake.wait_for("chat.update")[0]
@@ -272,7 +254,7 @@ def test_a_button_vote_is_recorded_once_shown_and_replaced_by_a_revote(
 
     # the other button (on the updated message) changes the vote: still one row, now -1
     updated = {**message, "blocks": update.args["blocks"]}
-    resp = running.slack.block_actions(BOB, DM_ALICE, updated, button(call, DOWN_ACTION))
+    resp = running.slack.block_actions(BOB, DM_ALICE, updated, call.button(DOWN_ACTION))
     assert resp.status_code == 200
     wait_until(lambda: votes(worker.engine, str(iid)) == [(h(BOB), -1)], "the re-vote")
     assert worker.count(RECORD_VOTE, lambda kw: kw["vote"]["interaction_id"] == str(iid)) == 2
@@ -282,22 +264,22 @@ def test_forged_or_malformed_button_values_are_refused(
     running: Running, fake: FakeSlackApi, worker: Worker
 ) -> None:
     _, call = say(running, fake, "I want to change my pin")
-    message = posted_message(call)
+    message = call.as_message()
     forged_iid = uuid.uuid4()
     forged = sign_vote("not-our-secret", forged_iid, 1)
-    real_iid, _ = verify_vote(HMAC_SECRET, button(call, UP_ACTION)["value"])
+    real_iid, _ = verify_vote(HMAC_SECRET, call.button(UP_ACTION)["value"])
     # a value signed for 👎 sent as 👍 (direction swapped by hand) is refused too
-    swapped = {**button(call, UP_ACTION), "value": button(call, DOWN_ACTION)["value"]}
+    swapped = {**call.button(UP_ACTION), "value": call.button(DOWN_ACTION)["value"]}
     for action in (
-        {**button(call, UP_ACTION), "value": forged},
-        {**button(call, UP_ACTION), "value": "t1.garbage"},
+        {**call.button(UP_ACTION), "value": forged},
+        {**call.button(UP_ACTION), "value": "t1.garbage"},
         swapped,
     ):
         assert running.slack.block_actions(BOB, DM_ALICE, message, action).status_code == 200
     notices = fake.wait_for("chat.postEphemeral", 3)
     assert {c.args["user"] for c in notices} == {BOB}
     # a genuine press afterwards goes through; the refused ones never reached the queue
-    running.slack.block_actions(ALICE, DM_ALICE, message, button(call, UP_ACTION))
+    running.slack.block_actions(ALICE, DM_ALICE, message, call.button(UP_ACTION))
     wait_until(lambda: votes(worker.engine, str(real_iid)) == [(h(ALICE), 1)], "genuine vote")
     assert votes(worker.engine, str(forged_iid)) == []
     pressed = {str(real_iid), str(forged_iid)}
@@ -323,7 +305,7 @@ def test_retried_deliveries_never_give_a_second_reply_or_vote(
     # the same message under another event id (a mention also arriving as message.im)
     assert running.slack.event(event, f"EvOTHER{uuid.uuid4().hex[:8]}").status_code == 200
 
-    reply_ts = posted_message(call)["ts"]
+    reply_ts = call.as_message()["ts"]
     reaction = {
         "type": "reaction_added",
         "user": BOB,
@@ -336,7 +318,7 @@ def test_retried_deliveries_never_give_a_second_reply_or_vote(
     retries: tuple[int | None, ...] = (None, 1, 2)
     for retry in retries:
         assert running.slack.event(reaction, rid, retry_num=retry).status_code == 200
-    iid, _ = verify_vote(HMAC_SECRET, button(call, UP_ACTION)["value"])
+    iid, _ = verify_vote(HMAC_SECRET, call.button(UP_ACTION)["value"])
     wait_until(lambda: votes(worker.engine, str(iid)) == [(h(BOB), 1)], "the reaction vote")
 
     # a later message is answered: everything before it has been handled by then
@@ -376,8 +358,8 @@ def test_a_thumbs_reaction_counts_and_its_removal_withdraws_it(
     running: Running, fake: FakeSlackApi, worker: Worker
 ) -> None:
     _, call = say(running, fake, "my card got stolen")
-    reply_ts = posted_message(call)["ts"]
-    iid, _ = verify_vote(HMAC_SECRET, button(call, UP_ACTION)["value"])
+    reply_ts = call.as_message()["ts"]
+    iid, _ = verify_vote(HMAC_SECRET, call.button(UP_ACTION)["value"])
 
     def reaction(kind: str, name: str, user: str = BOB, item_user: str = BOT_USER_ID) -> int:
         event = {
@@ -421,8 +403,8 @@ def test_slash_command_help_privacy_and_forget(
     assert "&lt;dance&gt;" in unknown and "/thumbloop help" in unknown
 
     _, call = say(running, fake, "what is my exchange rate", user=carol, channel=dm)
-    iid, _ = verify_vote(HMAC_SECRET, button(call, UP_ACTION)["value"])
-    running.slack.block_actions(carol, dm, posted_message(call), button(call, UP_ACTION))
+    iid, _ = verify_vote(HMAC_SECRET, call.button(UP_ACTION)["value"])
+    running.slack.block_actions(carol, dm, call.as_message(), call.button(UP_ACTION))
     wait_until(lambda: votes(worker.engine, str(iid)), "carol's vote")
     wait_until(lambda: interactions(worker.engine, h(carol)), "carol's interaction")
     alice_rows = len(interactions(worker.engine, h(ALICE)))
@@ -459,3 +441,11 @@ def test_tokens_are_not_logged(
     say(running, fake, "my card has not arrived")
     assert caplog.records  # the capture saw the app's (debug) logging
     assert BOT_TOKEN not in caplog.text and SIGNING_SECRET not in caplog.text
+
+
+def test_a_message_the_serving_worker_refuses_gets_a_polite_reply(
+    running: Running, fake: FakeSlackApi
+) -> None:
+    ts, call = say(running, fake, "card " * 5000)  # over the serving worker's byte limit (413)
+    assert call.args["text"] == REJECTED and call.args["thread_ts"] == ts
+    assert "blocks" not in call.args

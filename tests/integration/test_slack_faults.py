@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import shutil
 import subprocess
@@ -227,7 +228,12 @@ def test_socket_mode_answers_events_and_commands(
     bot: SlackBot = build_slack_bot(settings, http=False)
     loop = asyncio.new_event_loop()
     task = loop.create_task(run_socket_mode(bot, APP_TOKEN))
-    runner = threading.Thread(target=loop.run_until_complete, args=(task,), daemon=True)
+
+    def run() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(task)
+
+    runner = threading.Thread(target=run, daemon=True)
     runner.start()
     try:
         assert socket.connected.wait(30), "the app never connected"
