@@ -110,18 +110,18 @@ def ceiling(
 
     from serving.bundle import load_bundle
     from serving.device import resolve_device
-    from serving.predictor import predict_batch
+    from serving.predictor import predict_bucketed
 
     bundle = load_bundle(bundle_dir, resolve_device(device))
     for _ in range(3):
-        predict_batch(bundle, texts[:concurrency])
+        predict_bucketed(bundle, texts[:concurrency])
     lat, n, i = [], 0, 0
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         batch = [texts[(i + k) % len(texts)] for k in range(concurrency)]
         i += concurrency
         t = time.perf_counter()
-        predict_batch(bundle, batch)
+        predict_bucketed(bundle, batch)
         if bundle.device.type == "cuda":
             torch.cuda.synchronize()
         lat.append(time.perf_counter() - t)

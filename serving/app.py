@@ -49,7 +49,9 @@ class ServingState:
         self.settings = settings
         self.model_uri = model_uri
         self.metrics = ServingMetrics()
-        self.holder = ModelHolder(settings.max_seq_len, settings.low_confidence)
+        self.holder = ModelHolder(
+            settings.max_seq_len, settings.low_confidence, settings.sub_batch_size
+        )
         self.device = resolve_device(settings.device, settings.cpu_threads)
         self.batcher: DynamicBatcher[str, RawOutput] = DynamicBatcher(
             self.holder.process,

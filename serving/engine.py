@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from serving.bundle import LoadedBundle, load_bundle
-from serving.predictor import predict_batch
+from serving.predictor import predict_batch, predict_bucketed
 from serving.source import ResolvedModel, resolve
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,12 @@ def load_active(
 
 
 class ModelHolder:
-    def __init__(self, max_seq_len: int, threshold_override: float | None = None) -> None:
+    def __init__(
+        self, max_seq_len: int, threshold_override: float | None = None, sub_batch: int = 16
+    ) -> None:
         self.current: ActiveModel | None = None
         self.max_seq_len = max_seq_len
+        self.sub_batch = sub_batch
         self.threshold_override = threshold_override
 
     def swap(self, new: ActiveModel) -> ActiveModel | None:
@@ -84,7 +87,7 @@ class ModelHolder:
         if active is None:
             raise RuntimeError("no model loaded")
         bundle = active.bundle
-        p_int, p_sent = predict_batch(bundle, texts, self.max_seq_len)
+        p_int, p_sent = predict_bucketed(bundle, texts, self.max_seq_len, self.sub_batch)
         intents, sentiments = bundle.intents, bundle.sentiments
         threshold = (
             self.threshold_override if self.threshold_override is not None else bundle.oos_threshold

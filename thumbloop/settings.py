@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     serving_url: str = "http://127.0.0.1:8000"
     max_batch_size: int = Field(default=32, ge=1)
     max_wait_ms: float = Field(default=5.0, ge=0)
+    sub_batch_size: int = Field(
+        default=16, ge=1, description="A batch runs as length-sorted chunks of this size."
+    )
     max_queue: int = Field(default=1024, ge=1)
     request_timeout_s: float = Field(default=10.0, gt=0)
     max_text_bytes: int = Field(default=16_384, ge=1)

@@ -157,7 +157,7 @@ def test_votes_are_idempotent_and_bad_payloads_are_dropped(
         assert _count(pg_url, InteractionRow) == 1
         r = redis.Redis.from_url(clean_redis)
         posterior = {
-            k.decode(): float(v)
+            (k.decode() if isinstance(k, bytes) else k): float(v)
             for k, v in r.hgetall("thumbloop:posterior:thumbloop:card_arrival").items()
         }
         # +1 then replaced by -1: the net effect is one thumbs-down on the variant
@@ -271,12 +271,13 @@ def test_votes_lead_to_a_gated_version_then_promote_and_rollback(
         tags = candidate.tags
         assert tags["gate"] in {"passed", "failed"}
         assert tags["base_version"] == first.version
-        assert candidate.description.startswith("Retrained from version")
+        assert (candidate.description or "").startswith("Retrained from version")
         challenger = alias_version(client, name, "challenger")
         assert (challenger is not None and str(challenger.version) == str(candidate.version)) == (
             tags["gate"] == "passed"
         )
         assert _count(pg_url, TrainingRunRow, kind="retrain") >= 1
+        assert candidate.run_id is not None
         run = client.get_run(candidate.run_id)
         assert "candidate_golden_intent_accuracy" in run.data.metrics
         artifacts = {a.path for a in client.list_artifacts(candidate.run_id)}

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 
 from thumbloop.contracts import Interaction, Vote
 from thumbloop.identity import hash_id
@@ -23,7 +23,7 @@ from thumbloop.store.db import (
 )
 from thumbloop.store.schema import InteractionRow
 
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+from .conftest import fresh_postgres_db
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -31,16 +31,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/t.db"
         return
-    name = f"thumbloop_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_db() as url:
+        yield url
 
 
 def _interaction(user: str, iid: uuid.UUID | None = None) -> Interaction:
