@@ -24,6 +24,10 @@ def _transport_options(settings: Settings) -> dict[str, int]:
 
 def create_celery(settings: Settings) -> Celery:
     settings.ensure_home()
+    if settings.effective_broker_url.startswith("sqla+"):
+        from learning.embedded_broker import install
+
+        install()
     app = Celery("thumbloop", broker=settings.effective_broker_url, set_as_current=True)
     app.conf.update(
         result_backend=settings.effective_result_backend,
@@ -33,7 +37,9 @@ def create_celery(settings: Settings) -> Celery:
         # a task is acknowledged after it ran: a killed worker's task is redelivered
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
+        worker_prefetch_multiplier=1
+        if not settings.effective_broker_url.startswith("sqla+")
+        else 8,
         task_default_queue=DEFAULT_QUEUE,
         task_routes=ROUTES,
         broker_transport_options=_transport_options(settings),

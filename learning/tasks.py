@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 RETRY = {
     "bind": True,
+    # closures over this app's settings: never shared with other Celery apps in the process
+    "shared": False,
     "acks_late": True,
     "autoretry_for": (OperationalError, ConnectionError),
     "retry_backoff": 1,
@@ -132,7 +134,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         log.info("forgot a user: %d interactions, %d votes", n_inter, n_votes)
         return {"interactions": n_inter, "votes": n_votes}
 
-    @app.task(name=RETRAIN_IF_DUE, bind=True, acks_late=True)
+    @app.task(name=RETRAIN_IF_DUE, bind=True, acks_late=True, shared=False)
     def retrain_if_due(self: Task, force: bool = False) -> dict[str, Any]:
         from learning.retrain import retrain_if_due as run
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -115,7 +116,7 @@ class Domain:
             data = path.read_bytes()
             entries.append(
                 {
-                    "file": str(path.relative_to(self.root.parent)),
+                    "file": os.path.relpath(path, self.root.parent),
                     "bytes": len(data),
                     "sha256": hashlib.sha256(data).hexdigest(),
                     "lines": data.count(b"\n"),
