@@ -13,7 +13,7 @@ PIP_OPTS := $(if $(WHEELS),--find-links $(WHEELS),)
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(PIP_OPTS) -r requirements.lock
+	$(PY) -m pip install -q $(PIP_OPTS) -r requirements.lock "setuptools>=68"
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*; touch $@
 

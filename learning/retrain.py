@@ -40,7 +40,7 @@ from learning.report_plots import (
     vote_rate_png,
 )
 from learning.thumbs import ThumbExample, build_examples, split_recent
-from learning.train import evaluate_bundle, fine_tune
+from learning.train import evaluate_bundle, fine_tune, refit_head
 from serving.bundle import LoadedBundle, load_bundle, save_bundle
 from serving.device import resolve_device
 from serving.predictor import predict_many
@@ -60,7 +60,7 @@ RETRAIN_CONFIG = TrainConfig(
     lr_encoder=1e-4,
     lr_heads=1e-3,
     warmup_ratio=0.1,
-    max_sentiment_examples=2000,
+    max_sentiment_examples=4000,
 )
 HOLDOUT = 0.2
 
@@ -147,6 +147,9 @@ def _train_candidate(
         **common,
     )
     losses = fine_tune(model, batches, cfg, frozen, device, progress)
+    # the votes move the shared encoder; re-fit the sentiment head on the replayed sentiment
+    # so the gate's sentiment check measures the encoder, not a stale head
+    refit_head(model, batches, cfg.model_copy(update={"refit_steps": 300}), frozen, SENTIMENT)
     batches.clear()
     return {
         "final_loss": losses[-1] if losses else float("nan"),

@@ -146,24 +146,27 @@ def fine_tune(
     return losses
 
 
-def refit_intent_head(
-    model: ThumbloopModel, batches: list[Batch], cfg: TrainConfig, frozen: int
+def refit_head(
+    model: ThumbloopModel, batches: list[Batch], cfg: TrainConfig, frozen: int, task: int = INTENT
 ) -> None:
-    """Fit the intent head to convergence on the tuned encoder's pooled features (cheap: the
-    features are computed once); fine-tuning alone leaves a linear head short of its optimum."""
+    """Fit one head to convergence on the tuned encoder's pooled features (cheap: the features
+    are computed once); fine-tuning alone leaves a linear head short of its optimum, and after a
+    retrain it re-aligns the other task's head with the moved encoder."""
     if cfg.refit_steps == 0:
         return
     feats, labels = [], []
     with torch.no_grad():
         for b in batches:
-            if b.task != INTENT:
+            if b.task != task:
                 continue
             hidden = model.upper(b.hidden, b.mask, frozen) if frozen < model.n_layers else b.hidden
             keep = b.signs > 0  # complementary rows say nothing about the right class
             feats.append(model.pool(hidden, b.mask).float()[keep])
             labels.append(b.labels[keep])
+    if not feats:
+        return
     x, y = torch.cat(feats), torch.cat(labels)
-    head = model.intent_head
+    head = model.intent_head if task == INTENT else model.sentiment_head
     head.requires_grad_(True)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr_heads, weight_decay=cfg.weight_decay)
     ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -275,7 +278,7 @@ def train_domain(
     losses = phases.run(
         "fine_tune", lambda: fine_tune(model, batches, cfg, frozen, device, progress)
     )
-    phases.run("refit_heads", lambda: refit_intent_head(model, batches, cfg, frozen))
+    phases.run("refit_heads", lambda: refit_head(model, batches, cfg, frozen))
     batches.clear()  # free the cached activations before evaluation
     bundle = LoadedBundle(
         model,
