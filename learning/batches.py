@@ -27,6 +27,7 @@ class Batch:
     labels: torch.Tensor  # [B] class ids
     weights: torch.Tensor  # [B] per-example loss weight
     signs: torch.Tensor  # [B] +1: the label is right; -1: complementary (the label is wrong)
+    soft: torch.Tensor | None = None  # [B, C] a teacher's probabilities (distillation)
 
 
 def bucket(texts: Sequence[str], batch_size: int, seed: int) -> list[list[int]]:

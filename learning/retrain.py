@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from sqlalchemy import Engine, select
 
 from learning.batches import INTENT, SENTIMENT, cache_lower
@@ -40,7 +41,7 @@ from learning.report_plots import (
     vote_rate_png,
 )
 from learning.thumbs import ThumbExample, build_examples, split_recent
-from learning.train import evaluate_bundle, fine_tune, refit_head
+from learning.train import evaluate_bundle, fine_tune
 from serving.bundle import LoadedBundle, load_bundle, save_bundle
 from serving.device import resolve_device
 from serving.predictor import predict_many
@@ -146,10 +147,16 @@ def _train_candidate(
         desc="cache sentiment replay",
         **common,
     )
+    # learning without forgetting: the sentiment replay is taught the champion's own outputs,
+    # so what the votes do to the shared encoder does not drift sentiment
+    with torch.no_grad():
+        for b in batches:
+            if b.task == SENTIMENT:
+                hidden = (
+                    model.upper(b.hidden, b.mask, frozen) if frozen < model.n_layers else b.hidden
+                )
+                b.soft = torch.softmax(model.heads(model.pool(hidden, b.mask))[1].float(), -1)
     losses = fine_tune(model, batches, cfg, frozen, device, progress)
-    # the votes move the shared encoder; re-fit the sentiment head on the replayed sentiment
-    # so the gate's sentiment check measures the encoder, not a stale head
-    refit_head(model, batches, cfg.model_copy(update={"refit_steps": 300}), frozen, SENTIMENT)
     batches.clear()
     return {
         "final_loss": losses[-1] if losses else float("nan"),

@@ -73,6 +73,9 @@ def batch_loss(logits: torch.Tensor, b: Batch, ce: nn.Module) -> torch.Tensor:
     """Weighted cross-entropy for ordinary labels; for complementary ones (sign -1, "the label
     is wrong", e.g. a 👎) the complementary log-loss -log(1 - p_label) of Ishida et al. pushes the
     wrong class down without claiming which class is right."""
+    if b.soft is not None:  # distillation: match the teacher's distribution
+        per_example = -(b.soft * torch.log_softmax(logits, -1)).sum(-1)
+        return (per_example * b.weights).sum() / b.weights.sum().clamp(min=1e-8)
     per_example = ce(logits, b.labels)
     if bool((b.signs < 0).any()):
         p_label = torch.softmax(logits, -1).gather(1, b.labels[:, None]).squeeze(1)
