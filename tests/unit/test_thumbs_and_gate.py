@@ -118,3 +118,12 @@ def test_complementary_loss_value(p: float) -> None:
     logit = torch.log(torch.tensor([[p, (1 - p) / 2, (1 - p) / 2]]))
     loss = batch_loss(logit, _batch([0], [-1]), nn.CrossEntropyLoss(reduction="none"))
     assert float(loss) == pytest.approx(-torch.log(torch.tensor(1 - p)).item(), rel=1e-4)
+
+
+def test_distillation_loss_matches_the_teacher() -> None:
+    b = _batch([0], [1])
+    b.soft = torch.tensor([[0.7, 0.2, 0.1]])
+    at_teacher = torch.log(torch.tensor([[0.7, 0.2, 0.1]]))
+    elsewhere = torch.log(torch.tensor([[0.1, 0.2, 0.7]]))
+    ce = nn.CrossEntropyLoss(reduction="none")
+    assert float(batch_loss(at_teacher, b, ce)) < float(batch_loss(elsewhere, b, ce))
