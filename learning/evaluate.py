@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from serving.bundle import LoadedBundle
-from serving.predictor import predict_many
+from serving.predictor import intent_predictions, predict_many
 from thumbloop.evaldata import (
     Task,
     check_intent_labels,
@@ -15,12 +13,6 @@ from thumbloop.evaldata import (
     score_intent,
     score_sentiment,
 )
-
-
-def intent_predictions(bundle: LoadedBundle, probs: np.ndarray) -> list[str]:
-    intents, oos, t = bundle.intents, bundle.out_of_scope, bundle.oos_threshold
-    top, conf = probs.argmax(1), probs.max(1)
-    return [oos if (oos and c < t) else intents[i] for i, c in zip(top, conf, strict=True)]
 
 
 def evaluate_file(

@@ -22,7 +22,6 @@ from sqlalchemy import Engine, select
 from learning.batches import INTENT, SENTIMENT, cache_lower
 from learning.calibrate import choose_oos_threshold
 from learning.config import TrainConfig
-from learning.evaluate import intent_predictions
 from learning.feedback_store import (
     finish_run,
     last_candidate_at,
@@ -44,7 +43,7 @@ from learning.thumbs import ThumbExample, build_examples, split_recent
 from learning.train import evaluate_bundle, fine_tune
 from serving.bundle import LoadedBundle, load_bundle, save_bundle
 from serving.device import resolve_device
-from serving.predictor import predict_many
+from serving.predictor import intent_predictions, predict_many
 from serving.source import resolve
 from thumbloop.contracts import SENTIMENT_LABELS
 from thumbloop.domain import Domain, load_domain

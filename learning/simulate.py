@@ -32,6 +32,7 @@ from learning.seed import train_and_register
 from learning.sim_data import few_shot_domain, reference_accuracy
 from serving.device import resolve_device
 from serving.engine import ModelHolder, load_active
+from serving.predictor import intent_predictions, predict_many
 from thumbloop.contracts import Interaction, Vote
 from thumbloop.domain import Domain, Example, load_domain
 from thumbloop.identity import hash_id
@@ -103,9 +104,6 @@ def _evaluate(settings: Settings, domain: Domain) -> tuple[str, float]:
         resolve_device(settings.device),
         settings.max_seq_len,
     )
-    from learning.evaluate import intent_predictions
-    from serving.predictor import predict_many
-
     p_int, _ = predict_many(active.bundle, [e.text for e in domain.validation])
     pred = intent_predictions(active.bundle, p_int)
     return str(champion.version), accuracy([e.label for e in domain.validation], pred)

@@ -15,6 +15,7 @@ from celery import Celery, Task
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from learning.feedback_store import record_drop
 from learning.posterior_sync import PosteriorWriter
@@ -50,6 +51,12 @@ RETRY = {
     "retry_jitter": True,
     "max_retries": 10,
 }
+
+
+def reply_of(session: Session, interaction_id: str) -> tuple[str, str] | None:
+    """(intent, response id) of a stored interaction: the posterior a vote on it moves."""
+    row = session.get(InteractionRow, interaction_id)
+    return (row.intent, row.response_id) if row else None
 
 
 def register_tasks(app: Celery, settings: Settings) -> None:
@@ -97,8 +104,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
                 )
             )
             upsert_vote(s, vote)
-            inter = s.get(InteractionRow, iid)
-            target = (inter.intent, inter.response_id) if inter else None
+            target = reply_of(s, iid)
         if target:
             safe_posterior(target[0], target[1], old, vote.value)
         return "stored"
@@ -118,8 +124,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
                 return "absent"
             old = int(row.value)
             s.delete(row)
-            inter = s.get(InteractionRow, iid)
-            target = (inter.intent, inter.response_id) if inter else None
+            target = reply_of(s, iid)
         if target:
             safe_posterior(target[0], target[1], old, None)
         return "withdrawn"

@@ -28,7 +28,7 @@ from learning.encoder import default_encoder_path
 from serving.bundle import LoadedBundle, save_bundle
 from serving.device import autocast_dtype, resolve_device
 from serving.model import HeadsConfig, ThumbloopModel
-from serving.predictor import predict_many
+from serving.predictor import intent_predictions, predict_many
 from thumbloop.contracts import SENTIMENT_LABELS
 from thumbloop.domain import Domain
 from thumbloop.metrics import accuracy, macro_f1, oos_metrics
@@ -185,11 +185,9 @@ def evaluate_bundle(
     bundle: LoadedBundle, domain: Domain, threshold: float | None = None, progress: bool = False
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Intent and sentiment metrics of a bundle on the domain's validation splits."""
-    intents = bundle.intents
     val = domain.validation
     p_int, _ = predict_many(bundle, [e.text for e in val], progress=progress)
-    t = bundle.oos_threshold if threshold is None else threshold
-    pred = _apply_threshold(p_int, intents, bundle.out_of_scope, t)
+    pred = intent_predictions(bundle, p_int, threshold)
     gold = [e.label for e in val]
     metrics = {
         "intent_accuracy": accuracy(gold, pred),
@@ -208,12 +206,6 @@ def evaluate_bundle(
         "sentiment_macro_f1": macro_f1(sgold, spred, SENTIMENT_LABELS),
     }
     return metrics, {"intent_gold": gold, "intent_pred": pred}
-
-
-def _apply_threshold(probs: np.ndarray, labels: list[str], oos: str | None, t: float) -> list[str]:
-    top = probs.argmax(1)
-    conf = probs.max(1)
-    return [oos if (oos and c < t) else labels[i] for i, c in zip(top, conf, strict=True)]
 
 
 def train_domain(

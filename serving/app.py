@@ -189,20 +189,18 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
         current = state.holder.current or active
         model = current if current.version == raw.version else active
         strategy = state.strategy(model)
-        reply = await strategy.reply(
-            ReplyContext(
-                text=msg.text,
-                intent=raw.intent,
-                confidence=raw.confidence,
-                ranking=raw.ranking,
-                sentiment=raw.sentiment,
-                out_of_scope=raw.out_of_scope,
-                threshold=raw.threshold,
-                history=msg.history,
-            )
+        ctx = ReplyContext(
+            text=msg.text,
+            intent=raw.intent,
+            confidence=raw.confidence,
+            ranking=raw.ranking,
+            sentiment=raw.sentiment,
+            out_of_scope=raw.out_of_scope,
+            threshold=raw.threshold,
+            history=msg.history,
         )
-        unsure = raw.intent == raw.out_of_scope or raw.confidence < raw.threshold
-        intent_name = raw.out_of_scope if (unsure and raw.out_of_scope) else raw.intent
+        reply = await strategy.reply(ctx)
+        intent_name = raw.out_of_scope if (ctx.unsure and raw.out_of_scope) else raw.intent
         elapsed = time.perf_counter() - start
         state.metrics.latency.observe(elapsed)
         state.metrics.requests.labels("ok").inc()

@@ -60,6 +60,16 @@ def predict_bucketed(
     return intents, sentiments
 
 
+def intent_predictions(
+    bundle: LoadedBundle, probs: np.ndarray, threshold: float | None = None
+) -> list[str]:
+    """Top intent per row, or the bundle's out-of-scope label below the confidence threshold."""
+    intents, oos = bundle.intents, bundle.out_of_scope
+    t = bundle.oos_threshold if threshold is None else threshold
+    top, conf = probs.argmax(1), probs.max(1)
+    return [oos if (oos and c < t) else intents[i] for i, c in zip(top, conf, strict=True)]
+
+
 def predict_many(
     bundle: LoadedBundle,
     texts: Sequence[str],

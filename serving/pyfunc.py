@@ -21,23 +21,21 @@ class ThumbloopPyfunc(PythonModel):  # type: ignore[misc]
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         import pandas as pd
 
-        from serving.predictor import predict_many
+        from serving.predictor import intent_predictions, predict_many
 
         if isinstance(model_input, pd.DataFrame):
             texts = [str(t) for t in model_input["text"]]
         else:
             texts = [str(t) for t in model_input]
         p_int, p_sent = predict_many(self._bundle, texts)
-        intents, sentiments = self._bundle.intents, self._bundle.sentiments
-        oos, threshold = self._bundle.out_of_scope, self._bundle.oos_threshold
+        sentiments = self._bundle.sentiments
+        names = intent_predictions(self._bundle, p_int)
         rows = []
-        for pi, ps in zip(p_int, p_sent, strict=True):
-            top = int(pi.argmax())
-            intent = oos if oos and pi[top] < threshold else intents[top]
+        for intent, pi, ps in zip(names, p_int, p_sent, strict=True):
             rows.append(
                 {
                     "intent": intent,
-                    "intent_confidence": float(pi[top]),
+                    "intent_confidence": float(pi.max()),
                     "sentiment": sentiments[int(ps.argmax())],
                     "sentiment_score": float(ps.max()),
                 }

@@ -94,8 +94,8 @@ def test_serving_down_gives_an_apology_and_the_app_stays_up(
 
 def _redis_server(port: int) -> subprocess.Popen[bytes]:
     exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed")
+    # redis-server ships with every machine this project runs on (.ci/run starts it)
+    assert exe is not None, "redis-server is required for this test"
     proc = subprocess.Popen(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
