@@ -20,9 +20,7 @@ $(STAMP):
 venv: $(STAMP)
 
 run: venv
-	$(BIN)/thumbloop db upgrade
-	$(BIN)/thumbloop train --domain data/banking --if-no-champion
-	$(BIN)/thumbloop serve
+	$(BIN)/thumbloop up
 
 lint: venv
 	$(BIN)/ruff check .

@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -54,7 +54,7 @@ from thumbloop.tasks import (
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "slack"
+PLATFORM: Final = "slack"
 TURN_LIMIT = 16_384  # Turn.text's maximum
 
 
@@ -155,18 +155,12 @@ class SlackHandlers:
         )
         if reply_ts:
             await self.state.remember_reply(conversation, reply_ts, iid)
-        interaction = Interaction(
-            interaction_id=iid,
+        interaction = Interaction.of_reply(
+            prediction,
+            text=inbound.text,
             platform=PLATFORM,
             user=self._hash(inbound.user),
             conversation=conversation,
-            text=inbound.text,
-            intent=prediction.intent.name,
-            intent_confidence=prediction.intent.confidence,
-            sentiment=prediction.sentiment.label,
-            response_id=prediction.reply.response_id,
-            reply_text=prediction.reply.text,
-            model_version=prediction.model_version,
             message_ref=reply_ts or None,
         )
         self.outbox.submit(RECORD_INTERACTION, interaction_payload(interaction))

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from telegram import Bot, Chat, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatAction
@@ -44,7 +44,7 @@ from thumbloop.identity import hash_id
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "telegram"
+PLATFORM: Final = "telegram"
 Context = ContextTypes.DEFAULT_TYPE
 
 
@@ -126,18 +126,12 @@ class TelegramHandlers:
             Turn(role="user", text=text),
             Turn(role="assistant", text=prediction.reply.text[:MAX_TEXT]),
         )
-        interaction = Interaction(
-            interaction_id=prediction.interaction_id,
+        interaction = Interaction.of_reply(
+            prediction,
+            text=text,
             platform=PLATFORM,
             user=self.hashed(message.from_user.id),
             conversation=conversation,
-            text=text,
-            intent=prediction.intent.name,
-            intent_confidence=prediction.intent.confidence,
-            sentiment=prediction.sentiment.label,
-            response_id=prediction.reply.response_id,
-            reply_text=prediction.reply.text,
-            model_version=prediction.model_version,
             message_ref=message_ref(conversation, reply.message_id),
         )
         self.deps.outbox.submit(tasks.RECORD_INTERACTION, tasks.interaction_payload(interaction))

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from serving.posteriors import base_response_id
+
 log = logging.getLogger(__name__)
 
 
 def posterior_key(namespace: str, intent: str) -> str:
     return f"thumbloop:posterior:{namespace}:{intent}"
-
-
-def base_response_id(response_id: str) -> str | None:
-    """The variant a reply was built from; clarifying replies carry no variant of their own."""
-    base = response_id.split("+", 1)[0]
-    return None if "clarify" in base else base
 
 
 class PosteriorWriter:

@@ -67,7 +67,7 @@ def vote_rate_png(votes: Sequence[tuple[str, datetime, int]], out: Path) -> Path
             keys, [np.mean([v > 0 for v in buckets[k]]) for k in keys], marker="o", label=version
         )
     ax.set_ylim(0, 1)
-    ax.set_ylabel("share of 👍")
+    ax.set_ylabel("share of thumbs up")
     ax.set_xlabel("hour")
     ax.set_title("Thumbs-up rate per model version")
     ax.tick_params(axis="x", rotation=45, labelsize=7)

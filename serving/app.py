@@ -18,7 +18,7 @@ from serving.batcher import BatchFailed, BatchStats, DeadlineExceeded, DynamicBa
 from serving.device import resolve_device
 from serving.engine import ActiveModel, ModelHolder, RawOutput, load_active
 from serving.metrics import ServingMetrics
-from serving.posteriors import InMemoryPosteriors, PosteriorStore, RedisPosteriors
+from serving.posteriors import PosteriorStore, RedisPosteriors, SqlPosteriors
 from serving.replies import ReplyContext, ReplyStrategy, TemplateReplies
 from serving.watcher import AliasWatcher
 from thumbloop.contracts import (
@@ -64,7 +64,7 @@ class ServingState:
         self.posteriors: PosteriorStore = (
             RedisPosteriors(settings.redis_url, settings.model_name)
             if settings.redis_url
-            else InMemoryPosteriors()
+            else SqlPosteriors(settings.effective_database_url)
         )
         self.strategies: dict[str, ReplyStrategy] = {}
         self.watcher: AliasWatcher | None = None

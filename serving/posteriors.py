@@ -1,9 +1,10 @@
 """Per-(intent, response) Beta posteriors of "this reply earns a 👍".
 
 Production keeps them in Redis (shared by every serving replica and updated by the learning
-worker); the embedded default keeps them in process. Both sit behind the same two calls.
-When Redis is unreachable, reads fall back to the uniform prior for a short cool-down instead
-of waiting on a dead socket for every request.
+worker). Without Redis they are counted from the votes table itself (``SqlPosteriors``), so the
+embedded default learns reply choice too. All sit behind the same two calls. When the store is
+unreachable, reads fall back to the uniform prior for a short cool-down instead of waiting on a
+dead socket for every request.
 
 Redis layout: hash ``thumbloop:posterior:<model>:<intent>``, fields ``<response_id>|a`` and
 ``<response_id>|b`` holding the accumulated 👍 and 👎 weights (the prior Beta(1, 1) is implicit).
@@ -26,6 +27,12 @@ class PosteriorStore(Protocol):
     async def update(
         self, intent: str, response_id: str, value: int, weight: float = 1.0
     ) -> None: ...
+
+
+def base_response_id(response_id: str) -> str | None:
+    """The variant a reply was built from; clarifying replies carry no variant of their own."""
+    base = response_id.split("+", 1)[0]
+    return None if "clarify" in base else base
 
 
 def _fold(fields: dict[str, float]) -> dict[str, Posterior]:
@@ -88,3 +95,68 @@ class RedisPosteriors:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+class SqlPosteriors:
+    """Posteriors counted from stored votes joined to their interactions (one vote per rater).
+
+    Nothing writes here: a vote stored by the learning worker is the update. Counts are cached
+    per intent for ``ttl_s`` so a busy intent costs one small query every few seconds.
+    """
+
+    def __init__(self, database_url: str, ttl_s: float = 2.0, cooldown_s: float = 5.0) -> None:
+        from sqlalchemy import create_engine
+
+        self._engine = create_engine(database_url, pool_pre_ping=True)
+        self._ttl, self._cooldown = ttl_s, cooldown_s
+        self._cache: dict[str, tuple[float, dict[str, Posterior]]] = {}
+        self._down_until = 0.0
+        self.failures = 0
+
+    def _count(self, intent: str) -> dict[str, Posterior]:
+        from sqlalchemy import case, func, select
+
+        from thumbloop.store.schema import InteractionRow, VoteRow
+
+        up = func.sum(case((VoteRow.value > 0, 1), else_=0))
+        down = func.sum(case((VoteRow.value < 0, 1), else_=0))
+        query = (
+            select(InteractionRow.response_id, up, down)
+            .join(VoteRow, VoteRow.interaction_id == InteractionRow.interaction_id)
+            .where(InteractionRow.intent == intent)
+            .group_by(InteractionRow.response_id)
+        )
+        fields: dict[str, float] = {}
+        with self._engine.connect() as conn:
+            for response_id, n_up, n_down in conn.execute(query):
+                rid = base_response_id(response_id)
+                if rid is not None:
+                    fields[f"{rid}|a"] = fields.get(f"{rid}|a", 0.0) + float(n_up or 0)
+                    fields[f"{rid}|b"] = fields.get(f"{rid}|b", 0.0) + float(n_down or 0)
+        return _fold(fields)
+
+    async def get(self, intent: str) -> dict[str, Posterior]:
+        import asyncio
+
+        now = time.monotonic()
+        cached = self._cache.get(intent)
+        if cached and now - cached[0] < self._ttl:
+            return cached[1]
+        if now < self._down_until:
+            return {}
+        try:
+            value = await asyncio.to_thread(self._count, intent)
+        except Exception as exc:  # a missing table or a locked file: uniform prior for now
+            self.failures += 1
+            self._down_until = now + self._cooldown
+            log.warning("posteriors unavailable (%s); using uniform priors", type(exc).__name__)
+            return {}
+        self._cache[intent] = (now, value)
+        return value
+
+    async def update(self, intent: str, response_id: str, value: int, weight: float = 1.0) -> None:
+        """Votes are stored by the learning worker; forget the cached counts so they show."""
+        self._cache.pop(intent, None)
+
+    async def close(self) -> None:
+        self._engine.dispose()

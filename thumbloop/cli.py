@@ -32,12 +32,13 @@ def cli(ctx: click.Context, verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("httpx", "alembic.runtime.migration", "urllib3"):
+    for noisy in ("httpx", "alembic", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # transformers' per-load progress bars and load reports are noise in a CLI
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     ctx.obj = Settings()
 
 
@@ -250,9 +251,9 @@ def main() -> None:
 
 
 def _add_learning_commands() -> None:
-    from thumbloop.cli_learning import COMMANDS
+    from thumbloop import cli_learning, cli_stack
 
-    for command in COMMANDS:
+    for command in cli_learning.COMMANDS + cli_stack.COMMANDS:
         cli.add_command(command)
 
 

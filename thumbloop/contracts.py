@@ -111,6 +111,33 @@ class Interaction(_Contract):
 
     _user = field_validator("user", "conversation")(_check_hex_id)
 
+    @classmethod
+    def of_reply(
+        cls,
+        prediction: Prediction,
+        *,
+        text: str,
+        platform: Platform,
+        user: str,
+        conversation: str,
+        message_ref: str | None = None,
+    ) -> Interaction:
+        """The interaction a platform records after delivering ``prediction``'s reply."""
+        return cls(
+            interaction_id=prediction.interaction_id,
+            platform=platform,
+            user=user,
+            conversation=conversation,
+            text=text,
+            intent=prediction.intent.name,
+            intent_confidence=prediction.intent.confidence,
+            sentiment=prediction.sentiment.label,
+            response_id=prediction.reply.response_id,
+            reply_text=prediction.reply.text,
+            model_version=prediction.model_version,
+            message_ref=message_ref,
+        )
+
 
 class Vote(_Contract):
     """A thumb on a reply. One per (interaction, rater); a newer vote replaces an older one."""

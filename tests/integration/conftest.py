@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import redis
 import uvicorn
 
 
@@ -81,3 +82,15 @@ def wait_until(check: Any, timeout: float, interval: float = 0.3, what: str = "c
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@contextmanager
+def flushed_redis(url: str) -> Iterator[str]:
+    """A Redis database of the machine's server, emptied before and after use."""
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()

@@ -28,7 +28,7 @@ from thumbloop.store.db import make_engine, session_scope, upgrade
 from thumbloop.store.schema import DroppedTaskRow, InteractionRow, TrainingRunRow, VoteRow
 from thumbloop.tasks import RECORD_INTERACTION, RECORD_VOTE, interaction_payload, vote_payload
 
-from .conftest import fresh_postgres_db, wait_until
+from .conftest import flushed_redis, fresh_postgres_db, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_DB = "redis://127.0.0.1:6379/7"
@@ -43,11 +43,8 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def clean_redis() -> Iterator[str]:
-    r = redis.Redis.from_url(REDIS_DB)
-    r.flushdb()
-    yield REDIS_DB
-    r.flushdb()
-    r.close()
+    with flushed_redis(REDIS_DB) as url:
+        yield url
 
 
 def start_worker(env: dict[str, str], *, beat: bool = False) -> subprocess.Popen[bytes]:

@@ -1,0 +1,88 @@
+"""Reply posteriors counted from the votes table: the embedded default learns reply choice too."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from pathlib import Path
+
+from serving.posteriors import SqlPosteriors
+from serving.replies import TemplateReplies
+from tests.unit.test_replies import RESPONSES, ctx
+from thumbloop.contracts import Interaction, Vote
+from thumbloop.store.db import make_engine, session_scope, upgrade, upsert_interaction, upsert_vote
+
+
+def _rate(url: str, response_id: str, values: list[int], intent: str = "card_arrival") -> None:
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        for i, value in enumerate(values):
+            item = Interaction(
+                interaction_id=uuid.uuid4(),
+                platform="cli",
+                user="a" * 64,
+                conversation="c" * 64,
+                text="where is my card",
+                intent=intent,
+                intent_confidence=0.9,
+                sentiment="neutral",
+                response_id=response_id,
+                reply_text="...",
+                model_version="thumbloop/1",
+            )
+            upsert_interaction(s, item)
+            for rater in (
+                f"{i:064x}",
+                f"{i:064x}",
+            ):  # a repeated vote by the same rater counts once
+                upsert_vote(
+                    s,
+                    Vote(
+                        interaction_id=item.interaction_id, rater=rater, value=value, platform="cli"
+                    ),
+                )
+    engine.dispose()
+
+
+async def test_posteriors_count_the_stored_votes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    _rate(url, "card_arrival/1", [1, 1, -1])
+    _rate(url, "card_arrival/2", [-1, -1])
+    _rate(url, "clarify+clarify:card_arrival|change_pin", [1])  # no variant to learn
+    _rate(url, "change_pin/1", [1], intent="change_pin")
+    post = SqlPosteriors(url, ttl_s=0)
+    try:
+        assert await post.get("card_arrival") == {
+            "card_arrival/1": (3.0, 2.0),
+            "card_arrival/2": (1.0, 3.0),
+        }
+        assert await post.get("change_pin") == {"change_pin/1": (2.0, 1.0)}
+        assert await post.get("lost_or_stolen_card") == {}
+    finally:
+        await post.close()
+
+
+async def test_thompson_sampling_follows_votes_stored_in_the_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    _rate(url, "card_arrival/2", [1] * 30)
+    _rate(url, "card_arrival/1", [-1] * 30)
+    post = SqlPosteriors(url)
+    try:
+        s = TemplateReplies(RESPONSES, post, random.Random(1))
+        picks = [(await s.reply(ctx())).response_id for _ in range(200)]
+    finally:
+        await post.close()
+    assert picks.count("card_arrival/2") > 190
+
+
+async def test_a_database_without_tables_means_uniform_priors(tmp_path: Path) -> None:
+    post = SqlPosteriors(f"sqlite:///{tmp_path / 'empty.sqlite'}")
+    try:
+        assert await post.get("card_arrival") == {}
+        assert post.failures == 1
+        assert await post.get("card_arrival") == {}  # cooling down: no second query
+        assert post.failures == 1
+    finally:
+        await post.close()
