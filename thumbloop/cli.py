@@ -251,9 +251,9 @@ def main() -> None:
 
 
 def _add_learning_commands() -> None:
-    from thumbloop import cli_learning, cli_stack
+    from thumbloop import cli_learning, cli_ops, cli_stack
 
-    for command in cli_learning.COMMANDS + cli_stack.COMMANDS:
+    for command in cli_learning.COMMANDS + cli_stack.COMMANDS + cli_ops.COMMANDS:
         cli.add_command(command)
 
 

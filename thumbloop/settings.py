@@ -40,30 +40,48 @@ class Settings(BaseSettings):
     mlflow_artifact_root: str | None = Field(
         default=None, description="Where MLflow stores artifacts; default: `home`/mlartifacts."
     )
-    model_name: str = "thumbloop"
-    model_alias: str = "champion"
-    experiment_name: str = "thumbloop"
-    device: DeviceName = "auto"
+    model_name: str = Field(default="thumbloop", description="Registered model name in MLflow.")
+    model_alias: str = Field(default="champion", description="Alias the serving worker follows.")
+    experiment_name: str = Field(default="thumbloop", description="MLflow experiment of all runs.")
+    device: DeviceName = Field(
+        default="auto", description="`auto` (CUDA when present), `cpu` or `cuda`."
+    )
     cpu_threads: int | None = Field(
         default=None, ge=1, description="torch threads on CPU; default: all cores."
     )
 
     # serving
-    serving_url: str = "http://127.0.0.1:8000"
-    max_batch_size: int = Field(default=32, ge=1)
-    max_wait_ms: float = Field(default=5.0, ge=0)
+    serving_url: str = Field(
+        default="http://127.0.0.1:8000", description="Where bots and chat reach the serving worker."
+    )
+    max_batch_size: int = Field(
+        default=32, ge=1, description="Most requests in one forward pass; 1 turns batching off."
+    )
+    max_wait_ms: float = Field(
+        default=5.0, ge=0, description="How long a batch waits to fill before it runs."
+    )
     sub_batch_size: int = Field(
         default=16, ge=1, description="A batch runs as length-sorted chunks of this size."
     )
-    max_queue: int = Field(default=1024, ge=1)
-    request_timeout_s: float = Field(default=10.0, gt=0)
-    max_text_bytes: int = Field(default=16_384, ge=1)
-    max_seq_len: int = Field(default=128, ge=8, le=512)
-    watch_interval_s: float = Field(default=10.0, gt=0)
+    max_queue: int = Field(
+        default=1024, ge=1, description="Requests waiting beyond this get 503 + Retry-After."
+    )
+    request_timeout_s: float = Field(
+        default=10.0, gt=0, description="A request still queued after this gets 504."
+    )
+    max_text_bytes: int = Field(default=16_384, ge=1, description="Longer messages get 413.")
+    max_seq_len: int = Field(
+        default=128, ge=8, le=512, description="Tokens the encoder reads; longer text is cut."
+    )
+    watch_interval_s: float = Field(
+        default=10.0, gt=0, description="How often serving checks the alias for a new version."
+    )
     low_confidence: float | None = Field(
         default=None, ge=0, le=1, description="Override the bundle's out-of-scope threshold."
     )
-    reply_strategy: Literal["template"] = "template"
+    reply_strategy: Literal["template"] = Field(
+        default="template", description="How replies are written (response variants + Thompson)."
+    )
 
     # bots
     history_turns: int = Field(default=6, ge=0, le=20, description="Turns kept per conversation.")
@@ -72,31 +90,62 @@ class Settings(BaseSettings):
         default="https://api.telegram.org/bot",
         description="Bot API base in python-telegram-bot's base_url form (local servers, tests).",
     )
-    telegram_base_file_url: str = "https://api.telegram.org/file/bot"
+    telegram_base_file_url: str = Field(
+        default="https://api.telegram.org/file/bot", description="Bot API file base (tests)."
+    )
     slack_api_url: str = Field(
         default="https://slack.com/api/", description="Slack Web API base (tests, proxies)."
     )
 
     # secrets
-    hmac_secret: SecretStr = SecretStr("thumbloop-dev-secret-change-me")
-    telegram_token: SecretStr | None = None
-    telegram_webhook_secret: SecretStr | None = None
-    slack_bot_token: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
+    hmac_secret: SecretStr = Field(
+        default=SecretStr("thumbloop-dev-secret-change-me"),
+        description="Key that hashes user ids and signs vote buttons; set your own.",
+    )
+    telegram_token: SecretStr | None = Field(
+        default=None, description="BotFather token; enables the Telegram bot."
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None, description="Webhook mode: the secret_token Telegram must send."
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="Slack bot token (xoxb-…); enables the Slack bot."
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, description="Slack app-level token (xapp-…): Socket Mode."
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Slack signing secret: HTTP Events API mode."
+    )
 
     # learning
     domain_dir: Path = Field(
         default=Path("data/banking"), description="Domain the retrains replay and gate on."
     )
-    auto_promote: bool = False
-    retrain_check_interval_s: float = Field(default=60.0, gt=0)
-    retrain_min_votes: int = Field(default=200, ge=1)
-    retrain_max_age_s: float = Field(default=86_400.0, gt=0)
-    retrain_lock_ttl_s: int = Field(default=3_600, ge=10)
-    gate_tolerance: float = Field(default=0.005, ge=0, le=1)
-    max_rater_share: float = Field(default=0.05, gt=0, le=1)
-    visibility_timeout_s: int = Field(default=3_600, ge=1)
+    auto_promote: bool = Field(
+        default=False, description="Make a candidate that passes the gate champion at once."
+    )
+    retrain_check_interval_s: float = Field(
+        default=60.0, gt=0, description="How often beat asks whether a retrain is due."
+    )
+    retrain_min_votes: int = Field(
+        default=200, ge=1, description="New votes that make a retrain due."
+    )
+    retrain_max_age_s: float = Field(
+        default=86_400.0, gt=0, description="Or: the oldest unused vote is this old."
+    )
+    retrain_lock_ttl_s: int = Field(
+        default=3_600, ge=10, description="Single-flight lock expiry (a crashed retrain frees it)."
+    )
+    gate_tolerance: float = Field(
+        default=0.005, ge=0, le=1, description="Largest golden-accuracy drop a candidate may have."
+    )
+    max_rater_share: float = Field(
+        default=0.05, gt=0, le=1, description="Most of a retrain's votes one rater may supply."
+    )
+    visibility_timeout_s: int = Field(
+        default=3_600, ge=1, description="Redis broker: unacked tasks are redelivered after this."
+    )
 
     @field_validator("home")
     @classmethod

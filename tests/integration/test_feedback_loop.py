@@ -4,10 +4,7 @@ store in a temp dir; plus the embedded (SQLite) broker with no Redis at all."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +12,6 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import CliRunner
-from sqlalchemy import func, select
 
 from learning.promotion import history
 from learning.registry import alias_version, configure, log_and_register
@@ -24,11 +20,14 @@ from thumbloop.contracts import Interaction, Vote
 from thumbloop.identity import hash_id
 from thumbloop.queue import TaskQueue
 from thumbloop.settings import Settings
-from thumbloop.store.db import make_engine, session_scope, upgrade
+from thumbloop.store.db import upgrade
 from thumbloop.store.schema import DroppedTaskRow, InteractionRow, TrainingRunRow, VoteRow
 from thumbloop.tasks import RECORD_INTERACTION, RECORD_VOTE, interaction_payload, vote_payload
 
 from .conftest import flushed_redis, fresh_postgres_db, wait_until
+from .workers import count_rows as _count
+from .workers import start_worker, stop_worker
+from .workers import worker_env as _env
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_DB = "redis://127.0.0.1:6379/7"
@@ -45,56 +44,6 @@ def pg_url() -> Iterator[str]:
 def clean_redis() -> Iterator[str]:
     with flushed_redis(REDIS_DB) as url:
         yield url
-
-
-def start_worker(env: dict[str, str], *, beat: bool = False) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "thumbloop",
-        "worker",
-        "--concurrency",
-        "1",
-        "--loglevel",
-        "WARNING",
-    ]
-    cmd.append("--beat" if beat else "--no-beat")
-    log = open(env["THUMBLOOP_HOME"] + f"/worker-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: SIM115
-    return subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        env=os.environ | env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def stop_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
-def _env(
-    home: Path, db_url: str, broker: str, redis_url: str | None, **extra: str
-) -> dict[str, str]:
-    env = {
-        "THUMBLOOP_HOME": str(home),
-        "THUMBLOOP_DATABASE_URL": db_url,
-        "THUMBLOOP_BROKER_URL": broker,
-        "THUMBLOOP_RESULT_BACKEND": broker.replace("sqla+", "db+")
-        if broker.startswith("sqla+")
-        else broker,
-        "THUMBLOOP_DEVICE": "cpu",
-    }
-    if redis_url:
-        env["THUMBLOOP_REDIS_URL"] = redis_url
-    return env | extra
 
 
 def _interaction(text: str, intent: str, user: str = "u1") -> Interaction:
@@ -120,17 +69,6 @@ def _vote(item: Interaction, value: int, rater: str = "u1") -> Vote:
         value=value,
         platform="telegram",
     )  # type: ignore[arg-type]
-
-
-def _count(url: str, model: type, **where: object) -> int:
-    engine = make_engine(url)
-    with session_scope(engine) as s:
-        q = select(func.count()).select_from(model)
-        for k, v in where.items():
-            q = q.where(getattr(model, k) == v)
-        n = int(s.scalar(q) or 0)
-    engine.dispose()
-    return n
 
 
 def test_votes_are_idempotent_and_bad_payloads_are_dropped(
