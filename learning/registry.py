@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,6 @@ def log_and_register(
     inputs: list[tuple[list[Any], str]] | None = None,
 ) -> Registered:
     """Log a run with the bundle as a pyfunc model and register it as a new version."""
-    from serving.pyfunc import ThumbloopPyfunc
-
     client = configure(settings)
     exp = experiment_id(settings, client)
     with mlflow.start_run(experiment_id=exp, tags=tags) as run:
@@ -82,13 +81,20 @@ def log_and_register(
             mlflow.log_artifact(str(path))
         for rows, name in inputs or []:
             _log_dataset(rows, name)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=ThumbloopPyfunc(),
-            artifacts={"bundle": str(bundle_dir)},
-            pip_requirements=PYFUNC_REQUIREMENTS,
-            registered_model_name=settings.model_name,
-        )
+        with warnings.catch_warnings():
+            # predict takes a DataFrame or a list of texts; type hints would force one of them
+            warnings.filterwarnings(
+                "ignore", message=".*type hints? (to the `predict`|is inferred)"
+            )
+            import serving.pyfunc_entry as entry
+
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=entry.__file__,  # models from code: nothing is pickled
+                artifacts={"bundle": str(bundle_dir)},
+                pip_requirements=PYFUNC_REQUIREMENTS,
+                registered_model_name=settings.model_name,
+            )
         run_id = run.info.run_id
     version = str(info.registered_model_version)
     for key, value in tags.items():
