@@ -181,3 +181,23 @@ def test_the_banner_says_where_things_are_and_hides_passwords(tmp_path: Any) -> 
     assert "http://127.0.0.1:8123/docs" in text and "http://127.0.0.1:5000" in text
     assert "hunter2" not in text and "app:***@db" in text
     assert "thumbloop chat --api http://127.0.0.1:8123" in text
+
+
+def test_a_crashed_process_is_reported_and_stops_the_rest(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+    import sys
+    import time
+
+    procs = [
+        stack.StackProcess("boom", (sys.executable, "-c", "import sys; print('up'); sys.exit(3)")),
+        stack.StackProcess("sleeper", (sys.executable, "-c", "import time; time.sleep(120)")),
+    ]
+    started = time.monotonic()
+    code = stack.run(procs, dict(os.environ))
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "boom stopped (rc=3)" in out
+    assert "sending SIGTERM to sleeper" in out and "sleeper stopped" in out
+    assert time.monotonic() - started < 60
