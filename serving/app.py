@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from serving.batcher import BatchFailed, BatchStats, DeadlineExceeded, DynamicBatcher, QueueFull
 from serving.device import resolve_device
 from serving.engine import ActiveModel, ModelHolder, RawOutput, load_active
+from serving.generative import GenerativeReplies, GeneratorService
 from serving.metrics import ServingMetrics
 from serving.posteriors import PosteriorStore, RedisPosteriors, SqlPosteriors
 from serving.replies import ReplyContext, ReplyStrategy, TemplateReplies
@@ -42,6 +43,8 @@ class ModelInfo(BaseModel):
     domain: str | None
     intents: int
     reply_strategy: str
+    generator: str | None = None  # the version, once loaded
+    generator_state: str | None = None  # loading | ready | failed (generative strategy only)
 
 
 class ServingState:
@@ -67,6 +70,11 @@ class ServingState:
             else SqlPosteriors(settings.effective_database_url)
         )
         self.strategies: dict[str, ReplyStrategy] = {}
+        self.generator = (
+            GeneratorService(settings, self.device, self.metrics)
+            if settings.reply_strategy == "generative"
+            else None
+        )
         self.watcher: AliasWatcher | None = None
 
     def _observe_batch(self, stats: BatchStats) -> None:
@@ -88,7 +96,19 @@ class ServingState:
     def strategy(self, active: ActiveModel) -> ReplyStrategy:
         key = active.version
         if key not in self.strategies:
-            self.strategies[key] = TemplateReplies(active.bundle.responses, self.posteriors)
+            responses = active.bundle.responses
+            templates = TemplateReplies(responses, self.posteriors)
+            self.strategies[key] = (
+                GenerativeReplies(
+                    templates,
+                    responses,
+                    self.generator,
+                    self.settings.generator_history_turns,
+                    self.settings.generator_max_chars,
+                )
+                if self.generator is not None
+                else templates
+            )
         return self.strategies[key]
 
 
@@ -103,6 +123,8 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.batcher.start()
+        if state.generator is not None:
+            state.generator.start()
         loader = asyncio.create_task(_initial_load())
         if uri.startswith("models:/") and "@" in uri:
             state.watcher = AliasWatcher(
@@ -121,6 +143,8 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
             if state.watcher:
                 await state.watcher.stop()
             await state.batcher.stop()
+            if state.generator is not None:
+                await state.generator.stop()
             close = getattr(state.posteriors, "close", None)
             if close:
                 await close()
@@ -200,6 +224,7 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
             history=msg.history,
         )
         reply = await strategy.reply(ctx)
+        state.metrics.replies.labels(reply.strategy).inc()
         intent_name = raw.out_of_scope if (ctx.unsure and raw.out_of_scope) else raw.intent
         elapsed = time.perf_counter() - start
         state.metrics.latency.observe(elapsed)
@@ -230,6 +255,8 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
             domain=active.bundle.meta.get("domain"),
             intents=len(active.bundle.intents),
             reply_strategy=settings.reply_strategy,
+            generator=state.generator.version if state.generator else None,
+            generator_state=state.generator.state if state.generator else None,
         )
 
     @app.get("/healthz")
@@ -241,6 +268,9 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
         active = state.holder.current
         if active is None:
             return JSONResponse({"status": "loading"}, status_code=503)
+        if state.generator is not None and state.generator.state == "loading":
+            # a generator that failed to load does not hold readiness back: templates answer
+            return JSONResponse({"status": "loading generator"}, status_code=503)
         return JSONResponse({"status": "ready", "version": active.version})
 
     @app.get("/metrics")

@@ -42,3 +42,36 @@ class ServingMetrics:
             registry=self.registry,
         )
         self.model_info = Info("thumbloop_model", "The model being served", registry=self.registry)
+        self.replies = Counter(
+            "thumbloop_replies_total",
+            "Replies by strategy (template, generative, template:fallback-<why>)",
+            ["strategy"],
+            registry=self.registry,
+        )
+        self.generator_loads = Counter(
+            "thumbloop_generator_loads_total",
+            "Reply generator loads by result",
+            ["result"],
+            registry=self.registry,
+        )
+        self.generator_fallbacks = Counter(
+            "thumbloop_generator_fallbacks_total",
+            "Generated replies replaced by the template reply, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.generation_batch_size = Histogram(
+            "thumbloop_generation_batch_size",
+            "Replies per generation batch",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
+        self.generation_seconds = Histogram(
+            "thumbloop_generation_seconds",
+            "Time per generation batch",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0),
+            registry=self.registry,
+        )
+        self.generator_info = Info(
+            "thumbloop_generator", "The reply generator being served", registry=self.registry
+        )

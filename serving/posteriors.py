@@ -29,10 +29,14 @@ class PosteriorStore(Protocol):
     ) -> None: ...
 
 
+GENERATED = "gen"  # response ids of generated replies: "gen+<the variant that grounded it>"
+
+
 def base_response_id(response_id: str) -> str | None:
-    """The variant a reply was built from; clarifying replies carry no variant of their own."""
+    """The variant a reply was built from; clarifying and generated replies carry no variant of
+    their own (a thumb on generated text says nothing about the written variant's wording)."""
     base = response_id.split("+", 1)[0]
-    return None if "clarify" in base else base
+    return None if "clarify" in base or base == GENERATED else base
 
 
 def _fold(fields: dict[str, float]) -> dict[str, Posterior]:

@@ -4,6 +4,7 @@ into a real (SQLite-backed) MLflow store once per test session."""
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -11,6 +12,10 @@ from pathlib import Path
 import pytest
 
 from thumbloop.settings import Settings
+
+# every model the tests load is local (a shipped package or a folder they make): never a hub call
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 BANKING = ROOT / "data" / "banking"
@@ -87,3 +92,11 @@ def tiny_registered(tiny_settings: Settings, tiny_domain: Path):  # type: ignore
 
     cfg = TrainConfig(epochs=2, layers_to_tune=1, batch_size=16, refit_steps=100, device="cpu")
     return train_and_register(tiny_settings, tiny_domain, cfg, progress=False)
+
+
+@pytest.fixture(scope="session")
+def generator_source(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The bundled SmolLM2 GGUF converted for real (once per session) into a fresh home."""
+    from serving.generator_source import resolve_generator
+
+    return resolve_generator("smollm2", tmp_path_factory.mktemp("generator-home"))

@@ -72,7 +72,14 @@ class SentimentResult(_Contract):
 class Reply(_Contract):
     text: str
     response_id: str
-    strategy: str = "template"
+    strategy: str = Field(
+        default="template",
+        description="`template`, `generative`, or `template:fallback-<why>` when a generated "
+        "reply was refused (guardrail, length, budget, unavailable, busy, error).",
+    )
+    generator: str | None = Field(
+        default=None, description="Version of the generator consulted for this reply, if any."
+    )
 
 
 class Prediction(_Contract):

@@ -79,8 +79,37 @@ class Settings(BaseSettings):
     low_confidence: float | None = Field(
         default=None, ge=0, le=1, description="Override the bundle's out-of-scope threshold."
     )
-    reply_strategy: Literal["template"] = Field(
-        default="template", description="How replies are written (response variants + Thompson)."
+    reply_strategy: Literal["template", "generative"] = Field(
+        default="template",
+        description="`template` (written variants + Thompson) or `generative` (an instruct LM "
+        "grounded in the variants; templates on fallback).",
+    )
+    generator: str = Field(
+        default="smollm2",
+        description="Generative replies: `smollm2` (bundled GGUF, converted once under `home`) "
+        "or a folder with a Hugging Face causal LM.",
+    )
+    generator_max_new_tokens: int = Field(
+        default=48, ge=1, le=512, description="Most tokens one generated reply may have."
+    )
+    generator_temperature: float = Field(
+        default=0.3, ge=0, le=2, description="Sampling temperature; 0 decodes greedily."
+    )
+    generator_top_p: float = Field(default=0.9, gt=0, le=1, description="Nucleus sampling mass.")
+    generator_budget_ms: float = Field(
+        default=2_500.0,
+        gt=0,
+        description="Most time one generation batch (and the wait for it) may take; "
+        "replies over it fall back to templates.",
+    )
+    generator_max_batch_size: int = Field(
+        default=8, ge=1, description="Most replies generated together in one batch."
+    )
+    generator_max_chars: int = Field(
+        default=400, ge=40, description="Generated replies are cut to this at a sentence end."
+    )
+    generator_history_turns: int = Field(
+        default=4, ge=0, le=20, description="Recent turns of the conversation in the prompt."
     )
 
     # bots
