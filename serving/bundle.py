@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, BertModel, PreTrainedTokenizerBase
 
+from serving.loading import LOAD_LOCK
 from serving.model import HeadsConfig, ThumbloopModel
 from thumbloop.domain import ResponseVariant, load_responses
 
@@ -123,8 +124,9 @@ def load_bundle(path: Path, device: torch.device) -> LoadedBundle:
     bundle_dir = find_bundle_dir(path)
     meta = read_meta(bundle_dir)
     heads_cfg = HeadsConfig(**meta["heads"])
-    encoder = BertModel.from_pretrained(bundle_dir / "encoder", add_pooling_layer=False)
-    tokenizer = AutoTokenizer.from_pretrained(bundle_dir / "encoder")
+    with LOAD_LOCK:
+        encoder = BertModel.from_pretrained(bundle_dir / "encoder", add_pooling_layer=False)
+        tokenizer = AutoTokenizer.from_pretrained(bundle_dir / "encoder")
     model = ThumbloopModel(encoder, heads_cfg)
     state = load_file(str(bundle_dir / "heads.safetensors"))
     model.intent_head.load_state_dict(

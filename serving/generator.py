@@ -18,6 +18,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from serving.generator_source import GeneratorSource, resolve_generator
+from serving.loading import LOAD_LOCK
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class Sampling:
     max_new_tokens: int = 48
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
+    min_new_tokens: int = 0  # benchmarks force a reply length with it
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class Generator:
             kwargs["top_p"] = sampling.top_p
         else:
             kwargs |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        if sampling.min_new_tokens:
+            kwargs["min_new_tokens"] = sampling.min_new_tokens
         if budget_s is not None:
             kwargs["max_time"] = max(budget_s, 1e-3)
         if seed is not None:
@@ -162,10 +166,12 @@ def load_generator(spec: str, home: Path, device: torch.device) -> Generator:
     start = time.perf_counter()
     source = resolve_generator(spec, home)
     resolved = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(
-        _tokenizer_folder(source).folder, local_files_only=True
-    )
-    model = _load_model(source, model_dtype(device)).to(device).eval()
+    with LOAD_LOCK:
+        tokenizer = AutoTokenizer.from_pretrained(
+            _tokenizer_folder(source).folder, local_files_only=True
+        )
+        model = _load_model(source, model_dtype(device))
+    model = model.to(device).eval()
     generator = Generator(model, tokenizer, device, source.version)
     loaded = time.perf_counter()
     warm = generator.warm_up()

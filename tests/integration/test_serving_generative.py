@@ -4,14 +4,20 @@ the real SmolLM2 generator (converted once per session)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+import torch
 
 from serving.app import create_app
+from serving.bundle import load_bundle
+from serving.generator import load_generator
 from serving.generator_source import GeneratorSource
+from serving.predictor import predict_batch
 from thumbloop.contracts import Prediction
 from thumbloop.settings import Settings
 
@@ -129,3 +135,41 @@ def test_a_generator_that_fails_to_load_leaves_template_replies(
             _metric(base, "thumbloop_replies_total", 'strategy="template:fallback-unavailable"')
             == 1
         )
+
+
+def test_classifier_and_generator_can_load_at_the_same_time(
+    bundle: str, generator_source: GeneratorSource
+) -> None:
+    """Serving loads both in worker threads; unguarded, transformers' global patching during one
+    load leaves the other with meta or random weights."""
+    cpu = torch.device("cpu")
+    reference = predict_batch(load_bundle(Path(bundle), cpu), CARD_MESSAGES)[0]
+    errors: list[BaseException] = []
+    loaded: list[object] = []
+
+    start = threading.Barrier(2)
+
+    def repeat(load: Callable[[], object]) -> None:
+        start.wait()
+        for _ in range(4):
+            try:
+                loaded.append(load())
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [
+        threading.Thread(target=repeat, args=(lambda: load_bundle(Path(bundle), cpu),)),
+        threading.Thread(
+            target=repeat,
+            args=(lambda: load_generator(str(generator_source.folder), Path(bundle), cpu),),
+        ),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    bundles = [b for b in loaded if hasattr(b, "heads") or hasattr(b, "meta")]
+    assert len(bundles) == 4
+    for b in bundles:
+        np.testing.assert_allclose(predict_batch(b, CARD_MESSAGES)[0], reference, atol=1e-5)  # type: ignore[arg-type]
