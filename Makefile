@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-nodeps.lo
 WHEELS := $(wildcard /opt/wheels)
 PIP_OPTS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: venv run test lint unit integration bench-serving clean
+.PHONY: venv run test lint unit integration bench-serving bench-generative clean
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ integration: venv
 
 bench-serving: venv
 	$(PY) bench/serving.py
+
+bench-generative: venv
+	$(PY) bench/generative.py
 
 clean:
 	rm -rf .thumbloop .pytest_cache .mypy_cache .ruff_cache

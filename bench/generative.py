@@ -3,7 +3,7 @@ for a fixed-length reply, and the generative path end to end through `thumbloop 
 
     python bench/generative.py [--model URI_OR_PATH] [--generator smollm2|PATH] [--device cpu|cuda]
                                [--tokens 40] [--concurrency 1 8] [--seconds 30] [--budget-ms MS]
-                               [--threads N] [--out bench/results]
+                               [--max-batch-size N] [--threads N] [--out bench/results]
 
 (1) load: the bundled GGUF converted into a fresh cache folder, then that folder loaded (the cost
 of every later start). (2) in-process: batches of `concurrency` grounded prompts (banking
@@ -12,7 +12,7 @@ new tokens; latency is one batch's wall time, so it is every reply's latency in 
 (3) server: `thumbloop serve` with THUMBLOOP_REPLY_STRATEGY=generative under closed-loop load
 (bench/loadgen.py) with messages of the model's own intents; the replies' strategies (generated or
 which fallback) are read from /metrics. Skipped when no classifier model can be found.
-Prints a table and writes generative-<device>.json under --out.
+Prints a table and writes generative-<device>[-<threads>t][-budget<ms>ms].json under --out.
 """
 
 from __future__ import annotations
@@ -135,6 +135,8 @@ def through_server(
     }
     if args.budget_ms:
         env["THUMBLOOP_GENERATOR_BUDGET_MS"] = str(args.budget_ms)
+    if args.max_batch_size:
+        env["THUMBLOOP_GENERATOR_MAX_BATCH_SIZE"] = str(args.max_batch_size)
     cmd = [sys.executable, "-m", "thumbloop", "serve", "--model", str(bundle_dir), "--port", "8790"]
     rows = []
     with server(cmd, 8790, env) as url:
@@ -159,6 +161,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--budget-ms", type=float, default=None, help="default: the setting's")
+    ap.add_argument("--max-batch-size", type=int, default=None, help="server's generation batch")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "bench/results")))
     args = ap.parse_args()
@@ -238,7 +241,9 @@ def report(
         "in_process": local,
         "server": served,
     }
-    path = args.out / f"generative-{args.device}.json"
+    suffix = f"-{args.threads}t" if args.threads else ""
+    suffix += f"-budget{args.budget_ms:.0f}ms" if args.budget_ms else ""
+    path = args.out / f"generative-{args.device}{suffix}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path}")
 

@@ -93,7 +93,7 @@ class Settings(BaseSettings):
         default=48, ge=1, le=512, description="Most tokens one generated reply may have."
     )
     generator_temperature: float = Field(
-        default=0.3, ge=0, le=2, description="Sampling temperature; 0 decodes greedily."
+        default=0.0, ge=0, le=2, description="Sampling temperature; 0 decodes greedily."
     )
     generator_top_p: float = Field(default=0.9, gt=0, le=1, description="Nucleus sampling mass.")
     generator_budget_ms: float = Field(
