@@ -23,6 +23,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -179,7 +180,11 @@ def main() -> None:
     except SystemExit as exc:
         print(f"server part skipped: {exc}", file=sys.stderr)
         bundle_dir = None
-    served = through_server(args, bundle_dir, spec) if bundle_dir else []
+    try:
+        served = through_server(args, bundle_dir, spec) if bundle_dir else []
+    finally:
+        if loads:  # the converted copy is half a gigabyte
+            shutil.rmtree(Path(loads["folder"]).parents[1], ignore_errors=True)
     report(args, version, loads, local, served)
 
 
