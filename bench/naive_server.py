@@ -52,6 +52,8 @@ def build(model_dir: Path, device: str) -> FastAPI:
     def predict(msg: Message) -> dict[str, object]:
         hidden = np.asarray(extract(msg.text)[0])  # [tokens, hidden]
         pooled = hidden.mean(0)
+        if bundle.model.config.normalize:
+            pooled = pooled / np.linalg.norm(pooled)
         li, ls = w_int @ pooled + b_int, w_sent @ pooled + b_sent
         i, s = int(li.argmax()), int(ls.argmax())
         return {"intent": bundle.intents[i], "sentiment": bundle.sentiments[s]}

@@ -23,8 +23,27 @@ class TrainConfig(BaseModel):
         default=2, ge=1, description="Intent batches are seen this many times per epoch."
     )
     refit_steps: int = Field(
-        default=300, ge=0, description="Full-batch steps refitting the intent head at the end."
+        default=300,
+        ge=0,
+        description="Full-batch steps refitting the intent head after fine-tuning.",
     )
+    min_tune_per_intent: int = Field(
+        default=80,
+        ge=0,
+        description="The encoder is fine-tuned only with at least this many labelled examples "
+        "per intent on average; with fewer it stays frozen and the heads are logistic "
+        "regressions on its normalised sentence embeddings. Measured on banking (88 labels): "
+        "frozen wins by 5.3 / 1.5 / 1.6 points at 10 / 40 / 78 per intent, tuning wins at "
+        "130 (and on CLINC150 at 100).",
+    )
+    head_c: float = Field(
+        default=10.0, gt=0, description="Inverse L2 strength (C) of those logistic regressions."
+    )
+
+    def tuned_layers(self, n_examples: int, n_intents: int) -> int:
+        """Encoder layers to fine-tune on ``n_examples`` labelled rows: 0 when few-shot."""
+        return self.layers_to_tune if n_examples >= self.min_tune_per_intent * n_intents else 0
+
     max_sentiment_examples: int | None = Field(
         default=24_000,
         ge=1,

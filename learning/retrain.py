@@ -3,6 +3,8 @@ the domain's seed data, gate the candidate against the champion, register it in 
 
 Phases: collect votes -> evaluate champion -> cache + fine-tune -> calibrate -> evaluate
 candidate -> gate -> save + register (+ `challenger`, + `champion` only with auto-promote).
+While seed rows + votes are few per intent (``TrainConfig.tuned_layers``), the encoder stays
+frozen and only the intent head is refit (a logistic regression, 👎 as complementary labels).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from learning.feedback_store import (
     vote_records,
 )
 from learning.gate import decide, vote_agreement
+from learning.heads import features, fit_logistic
 from learning.lock import retrain_lock
 from learning.promotion import promote
 from learning.registry import alias_version, configure, log_and_register
@@ -121,7 +124,8 @@ def _train_candidate(
     labels = [ids[e.label] for e in train_ex] + [ids[e.label] for e in replay]
     weights = [e.weight / mean_w for e in train_ex] + [1.0] * len(replay)
     signs = [e.sign for e in train_ex] + [1] * len(replay)
-    frozen = model.n_layers - cfg.layers_to_tune
+    tuned = cfg.tuned_layers(len(domain.train) + len(train_ex), len(bundle.intents))
+    frozen = model.n_layers - tuned
     common: dict[str, Any] = dict(
         frozen_layers=frozen,
         batch_size=cfg.batch_size,
@@ -133,6 +137,10 @@ def _train_candidate(
     batches = cache_lower(
         model, tok, INTENT, texts, labels, weights, signs=signs, desc="cache votes", **common
     )
+    stats = {"replay_examples": float(replay_n), "tuned_layers": float(tuned)}
+    if not tuned:  # few labels yet: the encoder stays as it is, the intent head is refit
+        fit_logistic(model.intent_head, features(model, batches, frozen, INTENT), cfg.head_c)
+        return stats | {"final_loss": float("nan")}
     sent = domain.sentiment("train")
     sent = rng.sample(sent, min(len(sent), cfg.max_sentiment_examples or len(sent)))
     sids: dict[str, int] = {name: i for i, name in enumerate(SENTIMENT_LABELS)}
@@ -157,10 +165,7 @@ def _train_candidate(
                 b.soft = torch.softmax(model.heads(model.pool(hidden, b.mask))[1].float(), -1)
     losses = fine_tune(model, batches, cfg, frozen, device, progress)
     batches.clear()
-    return {
-        "final_loss": losses[-1] if losses else float("nan"),
-        "replay_examples": float(replay_n),
-    }
+    return stats | {"final_loss": losses[-1] if losses else float("nan")}
 
 
 def _calibrate(bundle: LoadedBundle, domain: Domain, cfg: TrainConfig) -> float:

@@ -1,7 +1,10 @@
 """Seed training: fine-tune the top encoder layers and both heads on a domain.
 
 Phases: load -> cache (frozen lower layers, once) -> fine-tune (top layers + heads, both tasks
-interleaved) -> calibrate (OOS threshold on validation) -> evaluate -> save the bundle.
+interleaved) -> refit (intent head) -> calibrate (OOS threshold on validation) -> evaluate ->
+save the bundle. With few examples per intent (``TrainConfig.tuned_layers``) the encoder stays
+frozen instead and fit-heads replaces fine-tune + refit: logistic regressions on its normalised
+sentence embeddings.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from learning.batches import INTENT, SENTIMENT, Batch, cache_lower
 from learning.calibrate import choose_oos_threshold
 from learning.config import TrainConfig
 from learning.encoder import default_encoder_path
+from learning.heads import example_losses, fit_frozen_heads, refit_head
 from serving.bundle import LoadedBundle, save_bundle
 from serving.device import autocast_dtype, resolve_device
 from serving.model import HeadsConfig, ThumbloopModel
@@ -70,17 +74,12 @@ def _schedule(step: int, total: int, warmup: int) -> float:
 
 
 def batch_loss(logits: torch.Tensor, b: Batch, ce: nn.Module) -> torch.Tensor:
-    """Weighted cross-entropy for ordinary labels; for complementary ones (sign -1, "the label
-    is wrong", e.g. a 👎) the complementary log-loss -log(1 - p_label) of Ishida et al. pushes the
-    wrong class down without claiming which class is right."""
+    """Weighted mean of ``example_losses`` (or, for a teacher's soft targets, their
+    cross-entropy)."""
     if b.soft is not None:  # distillation: match the teacher's distribution
         per_example = -(b.soft * torch.log_softmax(logits, -1)).sum(-1)
-        return (per_example * b.weights).sum() / b.weights.sum().clamp(min=1e-8)
-    per_example = ce(logits, b.labels)
-    if bool((b.signs < 0).any()):
-        p_label = torch.softmax(logits, -1).gather(1, b.labels[:, None]).squeeze(1)
-        complementary = -torch.log1p(-p_label.clamp(max=1 - 1e-6))
-        per_example = torch.where(b.signs < 0, complementary, per_example)
+    else:
+        per_example = example_losses(logits, b.labels, b.signs, ce)
     return (per_example * b.weights).sum() / b.weights.sum().clamp(min=1e-8)
 
 
@@ -149,38 +148,6 @@ def fine_tune(
     return losses
 
 
-def refit_head(
-    model: ThumbloopModel, batches: list[Batch], cfg: TrainConfig, frozen: int, task: int = INTENT
-) -> None:
-    """Fit one head to convergence on the tuned encoder's pooled features (cheap: the features
-    are computed once); fine-tuning alone leaves a linear head short of its optimum, and after a
-    retrain it re-aligns the other task's head with the moved encoder."""
-    if cfg.refit_steps == 0:
-        return
-    feats, labels = [], []
-    with torch.no_grad():
-        for b in batches:
-            if b.task != task:
-                continue
-            hidden = model.upper(b.hidden, b.mask, frozen) if frozen < model.n_layers else b.hidden
-            keep = b.signs > 0  # complementary rows say nothing about the right class
-            feats.append(model.pool(hidden, b.mask).float()[keep])
-            labels.append(b.labels[keep])
-    if not feats:
-        return
-    x, y = torch.cat(feats), torch.cat(labels)
-    head = model.intent_head if task == INTENT else model.sentiment_head
-    head.requires_grad_(True)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr_heads, weight_decay=cfg.weight_decay)
-    ce = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    for _ in range(cfg.refit_steps):
-        loss = ce(head(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    head.requires_grad_(False)
-
-
 def evaluate_bundle(
     bundle: LoadedBundle, domain: Domain, threshold: float | None = None, progress: bool = False
 ) -> tuple[dict[str, float], dict[str, Any]]:
@@ -219,17 +186,18 @@ def train_domain(
     _seed_everything(cfg.seed)
     phases = _Phases()
     device = resolve_device(cfg.device)
+    tuned = cfg.tuned_layers(len(domain.train), len(domain.intents))
     encoder_path = encoder_path or default_encoder_path()
 
     def load() -> tuple[ThumbloopModel, Any]:
         tok = AutoTokenizer.from_pretrained(encoder_path)
         enc = BertModel.from_pretrained(encoder_path, add_pooling_layer=False)
         hidden = int(enc.config.hidden_size)
-        heads = HeadsConfig(n_intents=len(domain.intents), hidden_size=hidden)
+        heads = HeadsConfig(n_intents=len(domain.intents), hidden_size=hidden, normalize=not tuned)
         return ThumbloopModel(enc, heads).to(device), tok
 
     model, tokenizer = phases.run("load", load)
-    frozen = model.n_layers - cfg.layers_to_tune
+    frozen = model.n_layers - tuned
     label_ids = {name: i for i, name in enumerate(domain.intents)}
     sent_ids: dict[str, int] = {name: i for i, name in enumerate(SENTIMENT_LABELS)}
 
@@ -270,10 +238,15 @@ def train_domain(
         return batches
 
     batches = phases.run("cache", cache)
-    losses = phases.run(
-        "fine_tune", lambda: fine_tune(model, batches, cfg, frozen, device, progress)
-    )
-    phases.run("refit_heads", lambda: refit_head(model, batches, cfg, frozen))
+    losses: list[float] = []
+    if not tuned:
+        phases.run("fit_heads", lambda: fit_frozen_heads(model, batches, cfg.head_c))
+    else:
+        losses = phases.run(
+            "fine_tune", lambda: fine_tune(model, batches, cfg, frozen, device, progress)
+        )
+        phases.run("refit_heads", lambda: refit_head(model, batches, cfg, frozen))
+    model.eval()
     batches.clear()  # free the cached activations before evaluation
     bundle = LoadedBundle(
         model,
@@ -304,6 +277,7 @@ def train_domain(
     )
     metrics["oos_threshold"] = threshold
     metrics["final_loss"] = losses[-1] if losses else math.nan
+    metrics["tuned_layers"] = tuned
     meta = {
         "domain": domain.name,
         "intents": list(domain.intents),

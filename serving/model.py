@@ -20,6 +20,9 @@ class HeadsConfig:
     n_sentiments: int = 3
     hidden_size: int = 384
     dropout: float = 0.1
+    # heads read the L2-normalised sentence embedding (what all-MiniLM-L6-v2 was trained to
+    # give) instead of the raw token mean: the few-shot recipe's frozen encoder + linear heads
+    normalize: bool = False
 
     def to_dict(self) -> dict[str, int | float]:
         return asdict(self)
@@ -59,10 +62,10 @@ class ThumbloopModel(nn.Module):
             hidden = layer(hidden, mask)
         return hidden
 
-    @staticmethod
-    def pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return nn.functional.normalize(pooled, dim=-1) if self.config.normalize else pooled
 
     def heads(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pooled = self.dropout(pooled)
