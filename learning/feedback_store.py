@@ -34,6 +34,9 @@ def vote_records(session: Session) -> list[VoteRecord]:
             rater=v.rater,
             value=v.value,
             at=_aware(v.updated_at),
+            strategy=i.reply_strategy,
+            reply_text=i.reply_text,
+            prompt=i.reply_prompt,
         )
         for v, i in rows
     ]

@@ -4,14 +4,21 @@ A 👍 on a reply says the predicted intent was right (a positive example); a �
 wrong (a complementary label). Raters are trusted by how often they agree with the consensus of
 other raters on the same message, or - where nobody else voted - with the model's own confident
 beliefs; no rater may carry more than ``max_share`` of the total weight.
+
+A generated reply can be wrong in two ways: wrong intent, or right intent and poor wording. So on
+generated replies a 👍 still labels the intent, but a 👎 teaches only the generator
+(:func:`reply_judgements`), never pushes the intent down.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+GENERATIVE = "generative"
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,9 @@ class VoteRecord:
     rater: str
     value: int  # +1 / -1
     at: datetime
+    strategy: str = "template"  # Reply.strategy of the rated reply
+    reply_text: str = ""
+    prompt: list[dict[str, str]] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -88,9 +98,11 @@ def cap_shares(weights: dict[str, float], max_share: float) -> dict[str, float]:
             w[r] = min(weights[r], level)
 
 
-def build_examples(
-    votes: Sequence[VoteRecord], max_share: float, skip_intents: frozenset[str] = frozenset()
-) -> list[ThumbExample]:
+def weighted_items(
+    votes: Sequence[VoteRecord], max_share: float
+) -> list[tuple[list[VoteRecord], float]]:
+    """Each rated interaction with its consensus score: the sum of its votes, each weighted by
+    its rater's trust and per-rater cap (positive: 👍 wins; zero when the raters cancel out)."""
     trust = rater_trust(votes)
     per_rater_total: dict[str, float] = defaultdict(float)
     for v in votes:
@@ -100,20 +112,62 @@ def build_examples(
     by_item: dict[str, list[VoteRecord]] = defaultdict(list)
     for v in votes:
         by_item[v.interaction_id].append(v)
+    return [
+        (item, sum(v.value * trust[v.rater] * scale[v.rater] for v in item))
+        for item in by_item.values()
+    ]
+
+
+def build_examples(
+    votes: Sequence[VoteRecord], max_share: float, skip_intents: frozenset[str] = frozenset()
+) -> list[ThumbExample]:
+    """Intent examples: 👍 → the predicted intent is right, 👎 → it is wrong (not on generated
+    replies, where a 👎 may be about the wording)."""
     out: list[ThumbExample] = []
-    for iid, item in by_item.items():
+    for item, score in weighted_items(votes, max_share):
         first = item[0]
-        if first.intent in skip_intents:
+        if first.intent in skip_intents or abs(score) < 1e-6:
             continue
-        score = sum(v.value * trust[v.rater] * scale[v.rater] for v in item)
-        if abs(score) < 1e-6:
+        if score < 0 and first.strategy == GENERATIVE:
             continue
         out.append(
             ThumbExample(
-                iid,
+                first.interaction_id,
                 first.text,
                 first.intent,
                 1 if score > 0 else -1,
+                abs(score),
+                max(v.at for v in item),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class ReplyJudgement:
+    """The raters' verdict on one generated reply: KTO's unpaired desirable/undesirable label."""
+
+    interaction_id: str
+    prompt: list[dict[str, Any]] = field(hash=False)
+    completion: str
+    desirable: bool
+    weight: float
+    at: datetime
+
+
+def reply_judgements(votes: Sequence[VoteRecord], max_share: float) -> list[ReplyJudgement]:
+    """Generated replies that carry their prompt, with the same rater weighting as intents."""
+    out: list[ReplyJudgement] = []
+    for item, score in weighted_items(votes, max_share):
+        first = item[0]
+        if first.strategy != GENERATIVE or not first.prompt or abs(score) < 1e-6:
+            continue
+        out.append(
+            ReplyJudgement(
+                first.interaction_id,
+                first.prompt,
+                first.reply_text,
+                score > 0,
                 abs(score),
                 max(v.at for v in item),
             )

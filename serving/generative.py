@@ -25,7 +25,7 @@ from serving.metrics import ServingMetrics
 from serving.posteriors import GENERATED
 from serving.replies import ReplyContext, TemplateReplies
 from serving.reply_prompt import PromptInput, build_messages
-from thumbloop.contracts import Reply
+from thumbloop.contracts import PromptMessage, Reply
 from thumbloop.domain import ResponseVariant
 from thumbloop.settings import Settings
 
@@ -168,6 +168,7 @@ class GenerativeReplies:
             response_id=f"{GENERATED}+{chosen.id}",
             strategy=self.name,
             generator=version,
+            prompt=[PromptMessage.model_validate(m) for m in prompt],
         )
 
     def _fallback(self, template: Reply, reason: str, detail: str, version: str | None) -> Reply:

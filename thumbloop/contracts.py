@@ -69,6 +69,11 @@ class SentimentResult(_Contract):
     score: float = Field(ge=0.0, le=1.0)
 
 
+class PromptMessage(_Contract):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
 class Reply(_Contract):
     text: str
     response_id: str
@@ -79,6 +84,11 @@ class Reply(_Contract):
     )
     generator: str | None = Field(
         default=None, description="Version of the generator consulted for this reply, if any."
+    )
+    prompt: list[PromptMessage] | None = Field(
+        default=None,
+        description="The chat messages the generator wrote this reply from (generative replies "
+        "only). The bots record it with the interaction so that votes can train the generator.",
     )
 
 
@@ -114,6 +124,9 @@ class Interaction(_Contract):
     reply_text: str
     model_version: str
     message_ref: str | None = Field(default=None, description="platform reference of the reply")
+    reply_strategy: str = Field(default="template", description="Reply.strategy")
+    generator: str | None = Field(default=None, description="Reply.generator")
+    reply_prompt: list[PromptMessage] | None = Field(default=None, description="Reply.prompt")
     at: datetime = Field(default_factory=_utcnow)
 
     _user = field_validator("user", "conversation")(_check_hex_id)
@@ -143,6 +156,9 @@ class Interaction(_Contract):
             reply_text=prediction.reply.text,
             model_version=prediction.model_version,
             message_ref=message_ref,
+            reply_strategy=prediction.reply.strategy,
+            generator=prediction.reply.generator,
+            reply_prompt=prediction.reply.prompt,
         )
 
 

@@ -184,6 +184,9 @@ async def test_grounded_reply_is_generated_and_named(service: GeneratorService) 
     assert reply.generator == service.version
     assert reply.response_id == "gen+card_arrival/1"
     assert "app" in reply.text.lower()
+    # the prompt travels with the reply so a vote on it can train the generator
+    assert reply.prompt is not None and reply.prompt[-1].role == "user"
+    assert "where is my card?" in reply.prompt[-1].content
 
 
 async def test_an_invented_phone_number_falls_back_to_the_template(
@@ -197,7 +200,7 @@ async def test_an_invented_phone_number_falls_back_to_the_template(
     reply = await _strategy(service).reply(_ctx(text, "contact"))
     assert reply.strategy == "template:fallback-guardrail"
     assert reply.text == CONTACT[0].text and reply.response_id == "contact/1"
-    assert reply.generator == service.version
+    assert reply.generator == service.version and reply.prompt is None
     fallbacks = service.metrics.registry.get_sample_value(
         "thumbloop_generator_fallbacks_total", {"reason": "guardrail"}
     )

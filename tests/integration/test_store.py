@@ -94,6 +94,47 @@ def test_votes_replace_and_interactions_are_idempotent(db_url: str) -> None:
     engine.dispose()
 
 
+def test_migrations_match_the_models(db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from thumbloop.store.schema import Base
+
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_generated_reply_keeps_its_prompt(db_url: str) -> None:
+    from thumbloop.contracts import PromptMessage
+
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    prompt = [
+        PromptMessage(role="system", content="You are a bank assistant."),
+        PromptMessage(role="user", content="where is my card?"),
+    ]
+    item = _interaction(hash_id("s", "telegram", 1)).model_copy(
+        update={"reply_strategy": "generative", "generator": "g@1", "reply_prompt": prompt}
+    )
+    plain = _interaction(hash_id("s", "telegram", 2))
+    with session_scope(engine) as s:
+        upsert_interaction(s, item)
+        upsert_interaction(s, plain)
+    with session_scope(engine) as s:
+        row = s.get(InteractionRow, str(item.interaction_id))
+        assert row is not None
+        assert (row.reply_strategy, row.generator) == ("generative", "g@1")
+        assert row.reply_prompt == [m.model_dump() for m in prompt]
+        other = s.get(InteractionRow, str(plain.interaction_id))
+        assert other is not None
+        assert (other.reply_strategy, other.reply_prompt) == ("template", None)
+    engine.dispose()
+
+
 def test_cli_db_upgrade(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

@@ -10,6 +10,7 @@ from learning.thumbs import (
     ThumbExample,
     VoteRecord,
     build_examples,
+    reply_judgements,
     cap_shares,
     rater_trust,
     split_recent,
@@ -58,6 +59,39 @@ def test_build_examples_combines_raters_per_message() -> None:
     assert ex["a"].sign == 1 and ex["a"].weight > ex["c"].weight
     assert ex["b"].sign == -1 and ex["b"].label == "card_arrival"
     assert not build_examples(votes, 1.0, skip_intents=frozenset({"card_arrival"}))
+
+
+def _generated(iid: str, rater: str, value: int) -> VoteRecord:
+    prompt = [{"role": "user", "content": f"text {iid}"}]
+    return VoteRecord(
+        iid,
+        f"text {iid}",
+        "card_arrival",
+        0.9,
+        rater,
+        value,
+        T0,
+        "generative",
+        f"reply {iid}",
+        prompt,
+    )
+
+
+def test_downvoted_generated_reply_teaches_only_the_generator() -> None:
+    votes = [
+        _generated("up", "r1", 1),
+        _generated("down", "r1", -1),
+        vote("tmpl", "r2", -1, 0.1),
+        _generated("tie", "r3", 1),
+        _generated("tie", "r4", -1),
+    ]
+    intents = {e.interaction_id: e.sign for e in build_examples(votes, max_share=1.0)}
+    assert intents == {"up": 1, "tmpl": -1}  # a 👎 on wording says nothing about the intent
+    judged = {j.interaction_id: j for j in reply_judgements(votes, max_share=1.0)}
+    assert set(judged) == {"up", "down"}  # template replies and ties are not KTO data
+    assert judged["up"].desirable and not judged["down"].desirable
+    assert judged["down"].completion == "reply down"
+    assert judged["down"].prompt == [{"role": "user", "content": "text down"}]
 
 
 def test_split_recent_holds_back_the_newest() -> None:

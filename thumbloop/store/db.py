@@ -68,6 +68,11 @@ def upsert_interaction(session: Session, item: Interaction) -> None:
         "reply_text": item.reply_text,
         "model_version": item.model_version,
         "message_ref": item.message_ref,
+        "reply_strategy": item.reply_strategy,
+        "generator": item.generator,
+        "reply_prompt": (
+            [m.model_dump() for m in item.reply_prompt] if item.reply_prompt is not None else None
+        ),
         "created_at": item.at,
     }
     stmt = _insert_for(session)(InteractionRow).values(**values)

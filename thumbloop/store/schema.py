@@ -36,6 +36,10 @@ class InteractionRow(Base):
     reply_text: Mapped[str] = mapped_column(Text)
     model_version: Mapped[str] = mapped_column(String(64), index=True)
     message_ref: Mapped[str | None] = mapped_column(String(256), nullable=True, index=True)
+    # how the reply was made; the prompt only for generated replies (votes on them train it)
+    reply_strategy: Mapped[str] = mapped_column(String(64), default="template", index=True)
+    generator: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    reply_prompt: Mapped[list[dict[str, str]] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
