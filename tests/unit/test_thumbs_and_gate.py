@@ -10,9 +10,9 @@ from learning.thumbs import (
     ThumbExample,
     VoteRecord,
     build_examples,
-    reply_judgements,
     cap_shares,
     rater_trust,
+    reply_judgements,
     split_recent,
 )
 from learning.train import batch_loss
