@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from learning.feedback_store import (
     vote_records,
 )
 from learning.gate import decide, vote_agreement
+from learning.generator_retrain import GeneratorOutcome, retrain_generator
 from learning.heads import features, fit_logistic
 from learning.lock import retrain_lock
 from learning.promotion import promote
@@ -42,7 +45,7 @@ from learning.report_plots import (
     sentiment_trend_png,
     vote_rate_png,
 )
-from learning.thumbs import ThumbExample, build_examples, split_recent
+from learning.thumbs import ThumbExample, build_examples, reply_judgements, split_recent
 from learning.train import evaluate_bundle, fine_tune
 from serving.bundle import LoadedBundle, load_bundle, save_bundle
 from serving.device import resolve_device
@@ -256,7 +259,100 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
     cand_metrics, _, cand_pred = _golden(candidate, domain)
     cand_metrics["heldout_vote_agreement"] = _heldout(candidate, held)
     gate = decide(champ_metrics, cand_metrics, settings.gate_tolerance)
-    seconds = time.perf_counter() - start
+    work = Path(tempfile.mkdtemp(prefix="generator-", dir=settings.ensure_home()))
+    try:
+        gen = retrain_generator(
+            settings,
+            reply_judgements(votes, settings.max_rater_share),
+            base.generator_dir,
+            domain,
+            base.responses,
+            work / "adapter",
+            device,
+            progress=progress,
+        )
+        registered, passed = _save_and_register(
+            settings,
+            client,
+            engine,
+            base,
+            candidate,
+            domain,
+            resolved.bundle_dir,
+            votes,
+            train_ex,
+            held,
+            (champ_metrics, cand_metrics, gold, champ_pred, cand_pred),
+            gate,
+            gen,
+            train_stats,
+            cfg,
+            base_version,
+            time.perf_counter() - start,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    version = registered.version
+    aliases: list[str] = []
+    if passed:
+        client.set_registered_model_alias(settings.model_name, "challenger", version)
+        aliases.append("challenger")
+        if settings.auto_promote:
+            promote(settings, version, who="auto-promote")
+            aliases.append("champion")
+    with session_scope(engine) as s:
+        finish_run(
+            s,
+            run_row,
+            status="passed" if passed else "failed",
+            mlflow_run_id=registered.run_id,
+            model_version=version,
+            n_votes=len(votes),
+            metrics=registered.metrics,
+        )
+    reasons = gate.reasons + [f"generator {gen.status}: {r}" for r in gen.reasons]
+    log.info("retrain -> version %s, gate %s (%s)", version, registered.gate, "; ".join(reasons))
+    return {
+        "version": version,
+        "gate": registered.gate,
+        "classifier_gate": "passed" if gate.passed else "failed",
+        "generator_gate": gen.status,
+        "reasons": reasons,
+        "aliases": aliases,
+        "metrics": registered.metrics,
+        "run_id": registered.run_id,
+    }
+
+
+@dataclass
+class _Registered:
+    version: str
+    run_id: str
+    gate: str
+    metrics: dict[str, float]
+
+
+def _save_and_register(
+    settings: Settings,
+    client: Any,
+    engine: Engine,
+    base: LoadedBundle,
+    candidate: LoadedBundle,
+    domain: Domain,
+    base_dir: Path,
+    votes: list[Any],
+    train_ex: list[ThumbExample],
+    held: list[ThumbExample],
+    evaluation: tuple[dict[str, float], dict[str, float], list[str], list[str], list[str]],
+    gate: Any,
+    gen: GeneratorOutcome,
+    train_stats: dict[str, float],
+    cfg: TrainConfig,
+    base_version: str,
+    seconds: float,
+) -> tuple[_Registered, bool]:
+    champ_metrics, cand_metrics, gold, champ_pred, cand_pred = evaluation
+    passed = gate.passed and gen.status != "failed"
 
     out_dir = settings.ensure_home() / "bundles" / f"retrain-{int(time.time())}"
     meta = {
@@ -275,14 +371,15 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
         candidate.model.cpu(),
         candidate.tokenizer,
         meta,
-        resolved.bundle_dir / "responses.json",
+        base_dir / "responses.json",
+        generator_dir=gen.folder,
     )
 
     raters = {v.rater for v in votes}
     metrics: dict[str, float] = {f"champion_{k}": v for k, v in champ_metrics.items()}
     metrics |= {f"candidate_{k}": v for k, v in cand_metrics.items()}
     metrics |= {f"delta_{k}": cand_metrics[k] - champ_metrics[k] for k in cand_metrics}
-    metrics |= {"seconds": seconds, **train_stats}
+    metrics |= {"seconds": seconds, **train_stats, **gen.metrics}
     metrics = {k: v for k, v in metrics.items() if not np.isnan(v)}
     params = {
         "base_version": base_version,
@@ -296,6 +393,7 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
         "max_rater_share": settings.max_rater_share,
         "gate_tolerance": settings.gate_tolerance,
         **{f"cfg_{k}": v for k, v in cfg.model_dump().items()},
+        **gen.params,
     }
     per_intent = {
         "champion": per_intent_accuracy(gold, champ_pred),
@@ -304,12 +402,16 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
     vote_rows, moods = _activity(engine)
     tags = {
         "kind": "retrain",
-        "gate": "passed" if gate.passed else "failed",
+        "gate": "passed" if passed else "failed",
+        "gate.classifier": "passed" if gate.passed else "failed",
+        "gate.generator": gen.status,
         "base_version": base_version,
         "domain": domain.name,
         "golden_intent_accuracy": f"{cand_metrics['golden_intent_accuracy']:.4f}",
         "golden_sentiment_accuracy": f"{cand_metrics['golden_sentiment_accuracy']:.4f}",
     }
+    if gen.version:
+        tags["generator"] = gen.version
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         figs = {
@@ -327,7 +429,11 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
             artifacts=figs,
             dicts={
                 "per_intent_accuracy.json": per_intent,
-                "gate.json": {"passed": gate.passed, "reasons": gate.reasons},
+                "gate.json": {
+                    "passed": passed,
+                    "classifier": {"passed": gate.passed, "reasons": gate.reasons},
+                    "generator": {"status": gen.status, "reasons": gen.reasons},
+                },
             },
             tags=tags,
             set_champion_if_missing=False,
@@ -335,30 +441,6 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
         )
     version = registered.version
     description = _describe(base_version, params, train_stats, champ_metrics, cand_metrics, gate)
+    description += f" Reply generator {gen.status}: " + "; ".join(gen.reasons)
     client.update_model_version(settings.model_name, version, description=description)
-    aliases: list[str] = []
-    if gate.passed:
-        client.set_registered_model_alias(settings.model_name, "challenger", version)
-        aliases.append("challenger")
-        if settings.auto_promote:
-            promote(settings, version, who="auto-promote")
-            aliases.append("champion")
-    with session_scope(engine) as s:
-        finish_run(
-            s,
-            run_row,
-            status="passed" if gate.passed else "failed",
-            mlflow_run_id=registered.run_id,
-            model_version=version,
-            n_votes=len(votes),
-            metrics=metrics,
-        )
-    log.info("retrain -> version %s, gate %s (%s)", version, tags["gate"], "; ".join(gate.reasons))
-    return {
-        "version": version,
-        "gate": tags["gate"],
-        "reasons": gate.reasons,
-        "aliases": aliases,
-        "metrics": metrics,
-        "run_id": registered.run_id,
-    }
+    return _Registered(version, registered.run_id, tags["gate"], metrics), passed

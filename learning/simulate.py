@@ -5,6 +5,10 @@ them with the serving code, let simulated raters vote (right -> 👍, wrong -> �
 probability `noise`; adversaries vote the opposite on purpose), send interactions and votes
 through the queue to a real Celery worker, retrain, gate, promote what passes, and evaluate the
 champion on validation. Writes learning_curve.json and learning_curve.png.
+
+With ``replies="generative"`` the replies are generated (:mod:`learning.sim_replies`) and rated
+on what they say: the votes then also train the reply generator (KTO), and each round reports the
+simulated 👍 rate of the generated replies and the champion generator's golden like rate.
 """
 
 from __future__ import annotations
@@ -30,10 +34,17 @@ from learning.registry import alias_version, configure
 from learning.retrain import run_retrain
 from learning.seed import train_and_register
 from learning.sim_data import few_shot_domain, reference_accuracy
+from learning.sim_replies import (
+    ReplyStats,
+    generate_replies,
+    golden_like_rate,
+    sim_settings,
+    user_likes,
+)
 from serving.device import resolve_device
-from serving.engine import ModelHolder, load_active
+from serving.engine import ActiveModel, ModelHolder, load_active
 from serving.predictor import intent_predictions, predict_many
-from thumbloop.contracts import Interaction, Vote
+from thumbloop.contracts import Interaction, Reply, Vote
 from thumbloop.domain import Domain, Example, load_domain
 from thumbloop.identity import hash_id
 from thumbloop.metrics import accuracy
@@ -58,6 +69,8 @@ class SimConfig:
     honest_raters: int = 50
     seed: int = 0
     seed_sentiment_examples: int = 4000
+    replies: str = "template"  # or "generative"
+    golden_prompts: int = 32  # generative: validation prompts scored after every round
 
 
 def _worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
@@ -120,18 +133,33 @@ def _rate(cfg: SimConfig, rng: random.Random, right: bool) -> tuple[str, int]:
 
 def _round_messages(
     settings: Settings,
-    holder: ModelHolder,
+    active: ActiveModel,
     batch: list[Example],
     cfg: SimConfig,
     rng: random.Random,
-) -> tuple[list[Interaction], list[Vote]]:
+) -> tuple[list[Interaction], list[Vote], ReplyStats]:
+    holder = ModelHolder(settings.max_seq_len)
+    holder.swap(active)
     outputs = []
     for i in range(0, len(batch), 64):
         outputs += holder.process([e.text for e in batch[i : i + 64]])
+    texts = [e.text for e in batch]
+    replies = (
+        generate_replies(settings, active, texts, outputs)
+        if cfg.replies == "generative"
+        else [Reply(text="(simulated)", response_id=f"{o.intent}/1") for o in outputs]
+    )
     secret = settings.hmac_secret.get_secret_value()
-    items, votes = [], []
-    for ex, out in zip(batch, outputs, strict=True):
-        rater, value = _rate(cfg, rng, out.intent == ex.label)
+    items, votes, stats = [], [], ReplyStats()
+    for ex, out, reply in zip(batch, outputs, replies, strict=True):
+        good = out.intent == ex.label
+        if reply.strategy == "generative":
+            good = user_likes(reply, ex.label, active.bundle.responses)
+            stats.generated += 1
+            stats.liked += good
+        elif reply.strategy.startswith("template:fallback"):
+            stats.fallbacks += 1
+        rater, value = _rate(cfg, rng, good)
         user = hash_id(secret, "simulator", rater)
         item = Interaction(
             interaction_id=uuid.uuid4(),
@@ -142,15 +170,35 @@ def _round_messages(
             intent=out.intent,
             intent_confidence=out.confidence,
             sentiment=out.sentiment,  # type: ignore[arg-type]
-            response_id=f"{out.intent}/1",
-            reply_text="(simulated)",
+            response_id=reply.response_id,
+            reply_text=reply.text,
             model_version=out.version,
+            reply_strategy=reply.strategy,
+            generator=reply.generator,
+            reply_prompt=reply.prompt,
         )
         items.append(item)
         votes.append(
             Vote(interaction_id=item.interaction_id, rater=user, value=value, platform="simulator")
         )  # type: ignore[arg-type]
-    return items, votes
+    return items, votes, stats
+
+
+def _champion(settings: Settings) -> ActiveModel:
+    return load_active(
+        f"models:/{settings.model_name}@champion",
+        settings.effective_tracking_uri,
+        settings.home / "models",
+        resolve_device(settings.device),
+        settings.max_seq_len,
+    )
+
+
+def _golden(settings: Settings, domain: Domain, cfg: SimConfig) -> dict[str, float]:
+    if cfg.replies != "generative":
+        return {}
+    quality = golden_like_rate(settings, _champion(settings), domain, cfg.golden_prompts)
+    return {f"golden_{k}": round(v, 4) for k, v in quality.items()}
 
 
 def _stored_votes(settings: Settings) -> int:
@@ -180,6 +228,8 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
             "auto_promote": False,
         }
     )
+    if cfg.replies == "generative":
+        settings = sim_settings(settings)
     settings.ensure_home()
     upgrade(settings.effective_database_url)
     t0 = time.perf_counter()
@@ -197,6 +247,7 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
             "champion": version,
             "gate": "seed",
             "seconds": round(time.perf_counter() - t0, 1),
+            **_golden(settings, seed_domain, cfg),
         }
     ]
     log.info("round 0 (seed, %d shots): accuracy %.4f", cfg.seed_shots, acc)
@@ -211,17 +262,7 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
             if not batch:
                 log.warning("no unseen messages left for round %d", r)
                 break
-            holder = ModelHolder(settings.max_seq_len)
-            holder.swap(
-                load_active(
-                    f"models:/{settings.model_name}@champion",
-                    settings.effective_tracking_uri,
-                    settings.home / "models",
-                    resolve_device(settings.device),
-                    settings.max_seq_len,
-                )
-            )
-            items, votes = _round_messages(settings, holder, batch, cfg, rng)
+            items, votes, stats = _round_messages(settings, _champion(settings), batch, cfg, rng)
             for item, vote in zip(items, votes, strict=True):
                 queue.send(RECORD_INTERACTION, interaction_payload(item))
                 queue.send(RECORD_VOTE, vote_payload(vote))
@@ -244,6 +285,15 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
                     "champion": version,
                     "gate": gate,
                     "seconds": round(time.perf_counter() - t, 1),
+                    **(
+                        {
+                            "generator_gate": result.get("generator_gate"),
+                            "replies": stats.as_dict(),
+                            **_golden(settings, seed_domain, cfg),
+                        }
+                        if cfg.replies == "generative"
+                        else {}
+                    ),
                 }
             )
             log.info(

@@ -92,6 +92,8 @@ class ServingState:
         if active is not None:
             self.strategies.clear()
             self.metrics.model_info.info({"version": active.version, "uri": active.uri})
+            if self.generator is not None:
+                self.generator.follow(active.bundle.generator_dir)
 
     def strategy(self, active: ActiveModel) -> ReplyStrategy:
         key = active.version

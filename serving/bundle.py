@@ -5,6 +5,8 @@
       encoder/             transformers BertModel + tokenizer (save_pretrained layout)
       heads.safetensors    intent_head.* and sentiment_head.*
       responses.json       the domain's reply variants
+      generator/           optional: the reply generator's LoRA adapter trained from thumbs
+                           (``generator.json`` names its base), served by the generative strategy
 
 The same folder sits inside the MLflow model's artifacts (``artifacts/bundle``), so serving
 loads it directly from a local path or from a downloaded ``models:/`` URI.
@@ -29,6 +31,7 @@ from thumbloop.domain import ResponseVariant, load_responses
 
 FORMAT_VERSION = 1
 BUNDLE_FILE = "bundle.json"
+GENERATOR_DIR = "generator"
 
 
 class BundleError(RuntimeError):
@@ -42,6 +45,7 @@ class LoadedBundle:
     meta: dict[str, Any]
     responses: dict[str, list[ResponseVariant]]
     device: torch.device
+    generator_dir: Path | None = None  # the bundle's own reply generator, if it carries one
 
     @property
     def intents(self) -> list[str]:
@@ -67,6 +71,7 @@ def save_bundle(
     tokenizer: PreTrainedTokenizerBase,
     meta: dict[str, Any],
     responses_file: Path,
+    generator_dir: Path | None = None,
 ) -> Path:
     if out.exists():
         shutil.rmtree(out)
@@ -82,6 +87,8 @@ def save_bundle(
     }
     save_file(heads, str(out / "heads.safetensors"))
     shutil.copyfile(responses_file, out / "responses.json")
+    if generator_dir is not None:
+        shutil.copytree(generator_dir, out / GENERATOR_DIR)
     full = {
         "format_version": FORMAT_VERSION,
         "created_at": datetime.now(UTC).isoformat(),
@@ -141,4 +148,7 @@ def load_bundle(path: Path, device: torch.device) -> LoadedBundle:
         )
     model.to(device).eval()
     responses = load_responses(bundle_dir / "responses.json")
-    return LoadedBundle(model, tokenizer, meta, responses, device)
+    generator = bundle_dir / GENERATOR_DIR
+    return LoadedBundle(
+        model, tokenizer, meta, responses, device, generator if generator.is_dir() else None
+    )

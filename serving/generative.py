@@ -6,6 +6,11 @@ the template's clarifying reply. Generation requests from concurrent messages ar
 worker thread, off the event loop) under a time budget; a reply that runs out of time, fails a
 guard rail (:mod:`serving.guardrails`) or cannot be made while the generator is loading, failed to
 load or is overloaded is replaced by the template reply, marked ``template:fallback-<why>``.
+
+A model bundle may carry its own generator (a LoRA adapter trained from thumbs, see
+:mod:`learning.generator_retrain`): when the served bundle changes, :meth:`GeneratorService.follow`
+loads that one (or the configured generator, for a bundle without one) in the background while the
+current generator keeps answering.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -59,6 +65,7 @@ class GeneratorService:
             on_batch=self._observe,
         )
         self._loader: asyncio.Task[None] | None = None
+        self._spec = settings.generator  # the generator wanted now (the last one asked for)
 
     @property
     def version(self) -> str | None:
@@ -66,7 +73,18 @@ class GeneratorService:
 
     def start(self) -> None:
         self.batcher.start()
-        self._loader = asyncio.get_running_loop().create_task(self._load(), name="generator")
+        self._loader = asyncio.get_running_loop().create_task(
+            self._load(self._spec), name="generator"
+        )
+
+    def follow(self, generator_dir: Path | None) -> None:
+        """Serve a bundle's own generator, or the configured one when it carries none."""
+        spec = str(generator_dir) if generator_dir is not None else self.settings.generator
+        if spec == self._spec:
+            return
+        self._spec = spec
+        log.info("the served bundle asks for generator %s: loading", spec)
+        self._loader = asyncio.get_running_loop().create_task(self._load(spec), name="generator")
 
     async def stop(self) -> None:
         if self._loader is not None:
@@ -82,18 +100,28 @@ class GeneratorService:
                 await asyncio.shield(self._loader)
         return self.state
 
-    async def _load(self) -> None:
-        spec = self.settings.generator
+    async def _load(self, spec: str) -> None:
         try:
             generator = await asyncio.to_thread(
                 load_generator, spec, self.settings.home, self.device
             )
-        except Exception as exc:  # serving goes on with template replies
-            self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # serving goes on with the old generator or with templates
             self.metrics.generator_loads.labels("failed").inc()
-            log.error("generator %r failed to load (%s); replies stay templates", spec, self.error)
+            if self.generator is None:
+                self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
+                log.error("generator %r failed to load (%s); replies stay templates", spec, exc)
+            else:
+                log.error(
+                    "generator %r failed to load (%s); still serving %s",
+                    spec,
+                    exc,
+                    self.generator.version,
+                )
             return
-        self.generator, self.state = generator, "ready"
+        if spec != self._spec:  # a newer bundle asked for another generator meanwhile
+            log.info("generator %s loaded but no longer wanted", generator.version)
+            return
+        self.generator, self.state, self.error = generator, "ready", None
         self.metrics.generator_loads.labels("ok").inc()
         self.metrics.generator_info.info({"version": generator.version, "spec": spec})
 

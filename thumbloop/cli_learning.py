@@ -179,6 +179,15 @@ COMMANDS = [worker, retrain, promote, rollback, models]
 @click.option(
     "--adversary-share", default=0.2, show_default=True, type=float, help="Their share of votes."
 )
+@click.option(
+    "--replies",
+    type=click.Choice(["template", "generative"]),
+    default="template",
+    show_default=True,
+    help="generative: replies are written by the reply generator and rated on what they say "
+    "(the right answer's key facts, briefly); the votes also train the generator (KTO). "
+    "Generation is slow on a CPU: use a few hundred votes per round.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
     "--out",
@@ -196,6 +205,7 @@ def simulate(
     noise: float,
     adversaries: int,
     adversary_share: float,
+    replies: str,
     seed: int,
     out: Path,
 ) -> None:
@@ -210,6 +220,7 @@ def simulate(
         noise=noise,
         adversaries=adversaries,
         adversary_share=adversary_share,
+        replies=replies,
         seed=seed,
     )
     report = run(domain_dir, out.resolve(), cfg, _settings(ctx))
@@ -217,9 +228,22 @@ def simulate(
         click.echo(
             f"round {r['round']:>2}  votes {r['votes']:>6}  accuracy {r['accuracy']:.4f}  "
             f"gate {r['gate']:<7} champion v{r['champion']}  ({r['seconds']} s)"
+            + _reply_summary(r)
         )
     click.echo(f"reference (supervised): {report['supervised_reference']['accuracy']:.4f}")
     click.echo(f"final model: {report['final_model']}  -> {out / 'learning_curve.json'}")
+
+
+def _reply_summary(r: dict[str, Any]) -> str:
+    parts = []
+    if "replies" in r:
+        got = r["replies"]
+        parts.append(f"👍 {got['like_rate']:.1%} of {got['generated']} generated")
+    if "golden_like_rate" in r:
+        parts.append(f"golden like {r['golden_like_rate']:.1%}")
+    if r.get("generator_gate"):
+        parts.append(f"generator {r['generator_gate']}")
+    return ("  " + ", ".join(parts)) if parts else ""
 
 
 COMMANDS.append(simulate)

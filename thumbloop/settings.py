@@ -169,6 +169,18 @@ class Settings(BaseSettings):
     gate_tolerance: float = Field(
         default=0.005, ge=0, le=1, description="Largest golden-accuracy drop a candidate may have."
     )
+    generator_min_votes: int = Field(
+        default=32,
+        ge=2,
+        description="Rated generated replies (with both 👍 and 👎) a retrain needs before it also "
+        "trains the reply generator (KTO + LoRA); fewer: the champion's generator is kept.",
+    )
+    generator_golden_prompts: int = Field(
+        default=32,
+        ge=1,
+        description="Validation messages the generator gate writes replies for (coverage of the "
+        "reference's facts, length, guard-rail fallbacks), champion vs candidate.",
+    )
     max_rater_share: float = Field(
         default=0.05, gt=0, le=1, description="Most of a retrain's votes one rater may supply."
     )
