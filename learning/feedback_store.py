@@ -37,6 +37,7 @@ def vote_records(session: Session) -> list[VoteRecord]:
             strategy=i.reply_strategy,
             reply_text=i.reply_text,
             prompt=i.reply_prompt,
+            generator=i.generator,
         )
         for v, i in rows
     ]

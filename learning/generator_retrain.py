@@ -2,9 +2,12 @@
 
 A candidate bundle carries the generator it would serve (``generator/``, a LoRA adapter over the
 configured base). When enough generated replies were rated, with both 👍 and 👎 among them, a new
-adapter is trained from the champion's generator on the older judgements and gated:
+adapter is trained from the champion's generator and gated. It learns from the replies the champion
+generator itself wrote (on-policy, what KTO is made for; earlier generators' replies were already
+learned from by the champion), or from all rated replies when those are too few. A stable hash of
+the interaction id holds a share back (``KtoConfig.heldout``) for the gate:
 
-- **ranking**: on the held-back (most recent) judgements, the candidate's implied KTO reward must
+- **ranking**: on the held-back judgements, the candidate's implied KTO reward must
   rank 👍 replies above 👎 replies better than the champion's does (ROC AUC; the untuned base has
   no implied reward and scores 0.5);
 - **quality**: on golden prompts (validation messages, gold intent, the intent's first reference
@@ -154,20 +157,31 @@ def retrain_generator(
     """Train and gate a new adapter into ``out`` when there are enough judgements; otherwise
     carry the champion's generator over."""
     cfg = cfg or KtoConfig()
-    examples = _examples(judgements)
-    n_up = sum(e.label for e in examples)
-    counts = {"generated_judgements": len(examples), "generated_desirable": n_up}
-    enough = len(examples) >= max(settings.generator_min_votes, 2) and 0 < n_up < len(examples)
-    if not enough:
+    spec, base_spec = champion_generator(settings, bundle_generator)
+
+    def usable(js: Sequence[ReplyJudgement]) -> bool:
+        ups = sum(j.desirable for j in js)
+        return len(js) >= settings.generator_min_votes and 0 < ups < len(js)
+
+    if not usable(judgements):
+        n_up = sum(j.desirable for j in judgements)
         why = (
-            f"{len(examples)} rated generated replies ({n_up} 👍); a generator retrain needs "
+            f"{len(judgements)} rated generated replies ({n_up} 👍); a generator retrain needs "
             f"{settings.generator_min_votes} with both 👍 and 👎"
         )
         version = read_manifest(bundle_generator).get("version") if bundle_generator else None
-        return GeneratorOutcome("skipped", [why], bundle_generator, version, params=counts)
+        return GeneratorOutcome("skipped", [why], bundle_generator, version)
     start = time.perf_counter()
-    spec, base_spec = champion_generator(settings, bundle_generator)
     champion: GeneratorSource = resolve_generator(spec, settings.home)
+    on_policy = [j for j in judgements if j.generator == champion.version]
+    chosen = on_policy if usable(on_policy) else list(judgements)
+    examples = _examples(chosen)
+    counts = {
+        "generated_judgements": len(judgements),
+        "generated_on_policy": len(on_policy),
+        "generated_used": len(examples),
+        "generated_desirable": sum(e.label for e in examples),
+    }
     train, held = split_heldout(examples, cfg.heldout, cfg.seed)
     result = train_adapter(
         champion, train, cfg, out, base_spec=base_spec, device=device, progress=progress

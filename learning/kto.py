@@ -89,9 +89,6 @@ class KtoConfig(BaseModel):
     heldout: float = Field(
         0.2, ge=0, lt=1, description="share of votes kept out of training to judge the adapter"
     )
-    min_examples: int = Field(
-        32, ge=2, description="fewer usable votes than this: no generator retrain this round"
-    )
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ class VoteRecord:
     strategy: str = "template"  # Reply.strategy of the rated reply
     reply_text: str = ""
     prompt: list[dict[str, str]] | None = field(default=None, hash=False)
+    generator: str | None = None  # Reply.generator: the version that wrote a generated reply
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class ReplyJudgement:
     desirable: bool
     weight: float
     at: datetime
+    generator: str | None = None
 
 
 def reply_judgements(votes: Sequence[VoteRecord], max_share: float) -> list[ReplyJudgement]:
@@ -170,6 +172,7 @@ def reply_judgements(votes: Sequence[VoteRecord], max_share: float) -> list[Repl
                 score > 0,
                 abs(score),
                 max(v.at for v in item),
+                first.generator,
             )
         )
     return out
