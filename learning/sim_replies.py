@@ -41,6 +41,7 @@ class ReplyStats:
         attempted = self.generated + self.fallbacks
         return {
             "generated": self.generated,
+            "fallbacks": self.fallbacks,
             "like_rate": self.liked / self.generated if self.generated else float("nan"),
             "fallback_rate": self.fallbacks / attempted if attempted else float("nan"),
         }

@@ -86,6 +86,39 @@ def test_interaction_requires_hashed_ids() -> None:
         Interaction(**(base | {"user": "U123"}))  # type: ignore[arg-type]
 
 
+def test_interaction_of_a_generated_reply_keeps_how_it_was_made() -> None:
+    prompt = [{"role": "system", "content": "persona"}, {"role": "user", "content": "card?"}]
+    pred = Prediction(
+        intent={"name": "card_arrival", "confidence": 0.9, "ranking": []},
+        sentiment={"label": "neutral", "score": 0.8},
+        reply={
+            "text": "It arrives in 3 days.",
+            "response_id": "gen+card_arrival/1",
+            "strategy": "generative",
+            "generator": "smollm2+kto-1",
+            "prompt": prompt,
+        },
+        model_version="thumbloop/2",
+        latency_ms=900,
+    )
+    item = Interaction.of_reply(
+        pred, text="card?", platform="slack", user=RATER, conversation=RATER
+    )
+    assert (item.reply_strategy, item.generator) == ("generative", "smollm2+kto-1")
+    assert [m.model_dump() for m in item.reply_prompt or []] == prompt
+    again = Interaction.model_validate_json(item.model_dump_json())
+    assert again == item
+    template = pred.model_copy(
+        update={"reply": pred.reply.model_copy(update={"strategy": "template", "prompt": None})}
+    )
+    plain = Interaction.of_reply(template, text="x", platform="cli", user=RATER, conversation=RATER)
+    assert plain.reply_prompt is None and plain.reply_strategy == "template"
+    with pytest.raises(ValidationError):  # roles are the chat template's
+        Prediction.model_validate(
+            pred.model_dump() | {"reply": pred.reply.model_dump() | {"prompt": [{"role": "x"}]}}
+        )
+
+
 def test_hash_id_is_keyed_and_namespaced() -> None:
     assert hash_id("a", "slack", "U1") != hash_id("b", "slack", "U1")
     assert hash_id("a", "slack", "U1") != hash_id("a", "telegram", "U1")
