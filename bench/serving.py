@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -187,6 +188,13 @@ def main() -> None:
     ap.add_argument("--max-batch-size", type=int, default=32)
     ap.add_argument("--max-wait-ms", type=float, default=3.0)
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "bench/results")))
+    ap.add_argument(
+        "--generative",
+        action="store_true",
+        help="also (e): the generative reply path through the server, 40-token replies at "
+        "concurrency 1 and 8, no time budget (see bench/generative.py for the full study)",
+    )
+    ap.add_argument("--generative-seconds", type=float, default=30.0)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     bundle_dir = resolve_bundle(args.model)
@@ -236,10 +244,32 @@ def main() -> None:
     results["c: in-process ceiling"] = [
         ceiling(bundle_dir, args.device, texts, c, min(args.seconds, 5.0)) for c in args.concurrency
     ]
-    report(results, args)
+    generative = generative_path(args, bundle_dir) if args.generative else None
+    report(results, args, generative)
 
 
-def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
+def generative_path(args: argparse.Namespace, bundle_dir: Path) -> list[dict[str, Any]]:
+    """(e) replies written by the generator (SmolLM2) through `thumbloop serve`: one request at a
+    time (the latency of a 40-token reply) and 8 at a time (batched generation's throughput)."""
+    from bench.generative import through_server
+
+    gen_args = argparse.Namespace(
+        device=args.device,
+        out=args.out,
+        tokens=40,
+        concurrency=[1, 8],
+        seconds=args.generative_seconds,
+        budget_ms=120_000.0,  # measure generation, not the fallback
+        max_batch_size=8,
+    )
+    return through_server(gen_args, bundle_dir, "smollm2")
+
+
+def report(
+    results: dict[str, list[dict[str, float]]],
+    args: argparse.Namespace,
+    generative: list[dict[str, Any]] | None = None,
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -284,6 +314,14 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
         "results": results,
         "ratios": ratios,
     }
+    if generative is not None:
+        payload["generative"] = generative
+        for r in generative:
+            print(
+                f"e: generative (40 tokens) c={r['concurrency']:<2} {r['throughput_rps']:.2f} "
+                f"replies/s  p50 {r['p50_ms']:.0f} ms  p99 {r['p99_ms']:.0f} ms  "
+                f"strategies {r['strategies']}"
+            )
     (args.out / f"serving-{args.device}.json").write_text(json.dumps(payload, indent=2) + "\n")
     plot(
         results,
