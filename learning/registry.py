@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from serving.source import is_missing
 from thumbloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,15 @@ def experiment_id(settings: Settings, client: MlflowClient) -> str:
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version ``alias`` points at; None when the model or the alias does not exist. Any other
+    failure (a refused login, an unreachable server) is raised: it must not read as "no
+    champion", which would train and register a new seed over the real one."""
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if is_missing(exc):
+            return None
+        raise
 
 
 @dataclass

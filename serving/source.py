@@ -33,8 +33,18 @@ def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
     return name, None, version
 
 
+def is_missing(exc: Exception) -> bool:
+    """Does this MLflow error say the registered model or alias does not exist? (Anything else,
+    such as a refused login or an unreachable server, must not read as "no such alias".)"""
+    code = getattr(exc, "error_code", None)
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)
+    )
+
+
 def alias_target(tracking_uri: str, name: str, alias: str) -> str | None:
-    """The version number an alias points at, or None when the alias does not exist."""
+    """The version number an alias points at, or None when the model or alias does not exist;
+    other registry errors are raised."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -42,8 +52,10 @@ def alias_target(tracking_uri: str, name: str, alias: str) -> str | None:
         return str(
             MlflowClient(tracking_uri, tracking_uri).get_model_version_by_alias(name, alias).version
         )
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if is_missing(exc):
+            return None
+        raise
 
 
 def resolve(uri_or_path: str, tracking_uri: str, cache_dir: Path) -> ResolvedModel:

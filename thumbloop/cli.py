@@ -107,7 +107,13 @@ def train(
     if if_no_champion:
         from serving.source import alias_target
 
-        version = alias_target(settings.effective_tracking_uri, settings.model_name, "champion")
+        try:
+            version = alias_target(settings.effective_tracking_uri, settings.model_name, "champion")
+        except Exception as exc:  # e.g. 401 from a server with basic auth: do not train blindly
+            raise click.ClickException(
+                f"cannot ask {settings.effective_tracking_uri} for {settings.model_name}@champion "
+                f"({exc}); check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD"
+            ) from exc
         if version is not None:
             click.echo(f"{settings.model_name}@champion is version {version}: nothing to train")
             return
