@@ -39,6 +39,7 @@ from learning.heads import features, fit_logistic
 from learning.lock import retrain_lock
 from learning.promotion import promote
 from learning.registry import alias_version, configure, log_and_register
+from learning.replay import replay_set
 from learning.report_plots import (
     confusion_delta_png,
     per_intent_accuracy,
@@ -120,12 +121,13 @@ def _train_candidate(
     model, tok, device = bundle.model, bundle.tokenizer, bundle.device
     ids = {name: i for i, name in enumerate(bundle.intents)}
     rng = random.Random(cfg.seed)
-    replay_n = min(len(domain.train), max(1000, len(train_ex)))
-    replay = rng.sample(domain.train, replay_n)
     mean_w = float(np.mean([e.weight for e in train_ex])) or 1.0
+    vote_w = [e.weight / mean_w for e in train_ex]
+    replay, replay_w = replay_set(domain.train, train_ex, vote_w, bundle.out_of_scope, cfg.seed)
+    replay_n = len(replay)
     texts = [e.text for e in train_ex] + [e.text for e in replay]
     labels = [ids[e.label] for e in train_ex] + [ids[e.label] for e in replay]
-    weights = [e.weight / mean_w for e in train_ex] + [1.0] * len(replay)
+    weights = vote_w + replay_w
     signs = [e.sign for e in train_ex] + [1] * len(replay)
     tuned = cfg.tuned_layers(len(domain.train) + len(train_ex), len(bundle.intents))
     frozen = model.n_layers - tuned
@@ -140,7 +142,11 @@ def _train_candidate(
     batches = cache_lower(
         model, tok, INTENT, texts, labels, weights, signs=signs, desc="cache votes", **common
     )
-    stats = {"replay_examples": float(replay_n), "tuned_layers": float(tuned)}
+    stats = {
+        "replay_examples": float(replay_n),
+        "replay_oos_weight": max(replay_w, default=1.0),
+        "tuned_layers": float(tuned),
+    }
     if not tuned:  # few labels yet: the encoder stays as it is, the intent head is refit
         fit_logistic(model.intent_head, features(model, batches, frozen, INTENT), cfg.head_c)
         return stats | {"final_loss": float("nan")}
