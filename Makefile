@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-nodeps.lo
 WHEELS := $(wildcard /opt/wheels)
 PIP_OPTS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: venv run test lint unit integration bench-serving bench-generative clean
+.PHONY: venv run test lint unit integration bench-serving bench-generative bench-retrain clean
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench-serving: venv
 
 bench-generative: venv
 	$(PY) bench/generative.py
+
+bench-retrain: venv
+	$(PY) bench/retrain.py
 
 clean:
 	rm -rf .thumbloop .pytest_cache .mypy_cache .ruff_cache

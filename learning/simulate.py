@@ -131,7 +131,7 @@ def _rate(cfg: SimConfig, rng: random.Random, right: bool) -> tuple[str, int]:
     return f"rater-{rng.randrange(cfg.honest_raters)}", value
 
 
-def _round_messages(
+def round_messages(
     settings: Settings,
     active: ActiveModel,
     batch: list[Example],
@@ -262,7 +262,7 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
             if not batch:
                 log.warning("no unseen messages left for round %d", r)
                 break
-            items, votes, stats = _round_messages(settings, _champion(settings), batch, cfg, rng)
+            items, votes, stats = round_messages(settings, _champion(settings), batch, cfg, rng)
             for item, vote in zip(items, votes, strict=True):
                 queue.send(RECORD_INTERACTION, interaction_payload(item))
                 queue.send(RECORD_VOTE, vote_payload(vote))
