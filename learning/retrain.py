@@ -14,14 +14,13 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from learning.batches import INTENT, SENTIMENT, cache_lower
 from learning.calibrate import choose_oos_threshold
@@ -34,21 +33,16 @@ from learning.feedback_store import (
     vote_records,
 )
 from learning.gate import decide, vote_agreement
-from learning.generator_retrain import GeneratorOutcome, retrain_generator
+from learning.generator_retrain import retrain_generator
 from learning.heads import features, fit_logistic
 from learning.lock import retrain_lock
 from learning.promotion import promote
-from learning.registry import alias_version, configure, log_and_register
+from learning.registry import alias_version, configure
 from learning.replay import replay_set
-from learning.report_plots import (
-    confusion_delta_png,
-    per_intent_accuracy,
-    sentiment_trend_png,
-    vote_rate_png,
-)
+from learning.retrain_report import register_candidate
 from learning.thumbs import ThumbExample, build_examples, reply_judgements, split_recent
 from learning.train import evaluate_bundle, fine_tune
-from serving.bundle import LoadedBundle, load_bundle, save_bundle
+from serving.bundle import LoadedBundle, load_bundle
 from serving.device import resolve_device
 from serving.predictor import intent_predictions, predict_many
 from serving.source import resolve
@@ -56,7 +50,6 @@ from thumbloop.contracts import SENTIMENT_LABELS
 from thumbloop.domain import Domain, load_domain
 from thumbloop.settings import Settings
 from thumbloop.store.db import session_scope
-from thumbloop.store.schema import InteractionRow, VoteRow
 
 log = logging.getLogger(__name__)
 
@@ -188,35 +181,6 @@ def _calibrate(bundle: LoadedBundle, domain: Domain, cfg: TrainConfig) -> float:
     return threshold
 
 
-def _activity(engine: Engine) -> tuple[list[tuple[str, datetime, int]], list[tuple[datetime, str]]]:
-    with session_scope(engine) as s:
-        votes = s.execute(
-            select(InteractionRow.model_version, VoteRow.updated_at, VoteRow.value).join(
-                InteractionRow, InteractionRow.interaction_id == VoteRow.interaction_id
-            )
-        ).all()
-        moods = s.execute(select(InteractionRow.created_at, InteractionRow.sentiment)).all()
-    return [(str(v), t, int(x)) for v, t, x in votes], [(t, str(m)) for t, m in moods]
-
-
-def _describe(
-    base_version: str,
-    params: dict[str, Any],
-    train_stats: dict[str, float],
-    champ: dict[str, float],
-    cand: dict[str, float],
-    gate: Any,
-) -> str:
-    return (
-        f"Retrained from version {base_version} on {params['vote_examples_train']} thumbs "
-        f"({params['positive_examples']} up, {params['negative_examples']} down) from "
-        f"{params['raters']} raters plus {int(train_stats['replay_examples'])} replayed seed "
-        f"examples. Golden intent accuracy {champ['golden_intent_accuracy']:.2%} -> "
-        f"{cand['golden_intent_accuracy']:.2%}; gate {'passed' if gate.passed else 'failed'}: "
-        + "; ".join(gate.reasons)
-    )
-
-
 def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -> dict[str, Any]:
     start = time.perf_counter()
     client = configure(settings)
@@ -277,7 +241,7 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
             device,
             progress=progress,
         )
-        registered, passed = _save_and_register(
+        registered, passed = register_candidate(
             settings,
             client,
             engine,
@@ -328,125 +292,3 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
         "metrics": registered.metrics,
         "run_id": registered.run_id,
     }
-
-
-@dataclass
-class _Registered:
-    version: str
-    run_id: str
-    gate: str
-    metrics: dict[str, float]
-
-
-def _save_and_register(
-    settings: Settings,
-    client: Any,
-    engine: Engine,
-    base: LoadedBundle,
-    candidate: LoadedBundle,
-    domain: Domain,
-    base_dir: Path,
-    votes: list[Any],
-    train_ex: list[ThumbExample],
-    held: list[ThumbExample],
-    evaluation: tuple[dict[str, float], dict[str, float], list[str], list[str], list[str]],
-    gate: Any,
-    gen: GeneratorOutcome,
-    train_stats: dict[str, float],
-    cfg: TrainConfig,
-    base_version: str,
-    seconds: float,
-) -> tuple[_Registered, bool]:
-    champ_metrics, cand_metrics, gold, champ_pred, cand_pred = evaluation
-    passed = gate.passed and gen.status != "failed"
-
-    out_dir = settings.ensure_home() / "bundles" / f"retrain-{int(time.time())}"
-    meta = {
-        k: v
-        for k, v in base.meta.items()
-        if k not in ("format_version", "created_at", "heads", "versions")
-    }
-    meta |= {
-        "oos_threshold": candidate.meta["oos_threshold"],
-        "base_version": base_version,
-        "train_config": cfg.model_dump(),
-        "validation_metrics": cand_metrics,
-    }
-    save_bundle(
-        out_dir,
-        candidate.model.cpu(),
-        candidate.tokenizer,
-        meta,
-        base_dir / "responses.json",
-        generator_dir=gen.folder,
-    )
-
-    raters = {v.rater for v in votes}
-    metrics: dict[str, float] = {f"champion_{k}": v for k, v in champ_metrics.items()}
-    metrics |= {f"candidate_{k}": v for k, v in cand_metrics.items()}
-    metrics |= {f"delta_{k}": cand_metrics[k] - champ_metrics[k] for k in cand_metrics}
-    metrics |= {"seconds": seconds, **train_stats, **gen.metrics}
-    metrics = {k: v for k, v in metrics.items() if not np.isnan(v)}
-    params = {
-        "base_version": base_version,
-        "domain": domain.name,
-        "votes": len(votes),
-        "vote_examples_train": len(train_ex),
-        "vote_examples_heldout": len(held),
-        "positive_examples": sum(e.sign > 0 for e in train_ex),
-        "negative_examples": sum(e.sign < 0 for e in train_ex),
-        "raters": len(raters),
-        "max_rater_share": settings.max_rater_share,
-        "gate_tolerance": settings.gate_tolerance,
-        **{f"cfg_{k}": v for k, v in cfg.model_dump().items()},
-        **gen.params,
-    }
-    per_intent = {
-        "champion": per_intent_accuracy(gold, champ_pred),
-        "candidate": per_intent_accuracy(gold, cand_pred),
-    }
-    vote_rows, moods = _activity(engine)
-    tags = {
-        "kind": "retrain",
-        "gate": "passed" if passed else "failed",
-        "gate.classifier": "passed" if gate.passed else "failed",
-        "gate.generator": gen.status,
-        "base_version": base_version,
-        "domain": domain.name,
-        "golden_intent_accuracy": f"{cand_metrics['golden_intent_accuracy']:.4f}",
-        "golden_sentiment_accuracy": f"{cand_metrics['golden_sentiment_accuracy']:.4f}",
-    }
-    if gen.version:
-        tags["generator"] = gen.version
-    with tempfile.TemporaryDirectory() as tmp:
-        t = Path(tmp)
-        figs = {
-            "delta": confusion_delta_png(
-                gold, champ_pred, cand_pred, base.intents, t / "confusion_delta.png"
-            ),
-            "votes": vote_rate_png(vote_rows, t / "vote_rate_by_version.png"),
-            "mood": sentiment_trend_png(moods, t / "sentiment_trend.png"),
-        }
-        registered = log_and_register(
-            settings,
-            out_dir,
-            params=params,
-            metrics=metrics,
-            artifacts=figs,
-            dicts={
-                "per_intent_accuracy.json": per_intent,
-                "gate.json": {
-                    "passed": passed,
-                    "classifier": {"passed": gate.passed, "reasons": gate.reasons},
-                    "generator": {"status": gen.status, "reasons": gen.reasons},
-                },
-            },
-            tags=tags,
-            set_champion_if_missing=False,
-            inputs=[(train_ex, "thumbs_train"), (held, "thumbs_heldout")],
-        )
-    version = registered.version
-    description = _describe(base_version, params, train_stats, champ_metrics, cand_metrics, gate)
-    description += f" Reply generator {gen.status}: " + "; ".join(gen.reasons)
-    client.update_model_version(settings.model_name, version, description=description)
-    return _Registered(version, registered.run_id, tags["gate"], metrics), passed
