@@ -31,7 +31,47 @@ def vote_agreement(examples: Sequence[ThumbExample], predicted: Sequence[str]) -
     return float((w * ok).sum() / w.sum())
 
 
-def decide(champion: dict[str, float], candidate: dict[str, float], tolerance: float) -> GateResult:
+Z_ONE_SIDED_5 = 1.645
+
+
+@dataclass(frozen=True)
+class PairedVotes:
+    """Held-back votes on which the two models disagree, by weight: ``worse`` where only the
+    champion agrees with the vote, ``better`` where only the candidate does."""
+
+    worse: float
+    better: float
+    spread: float  # sqrt of the summed squared weights of those votes
+
+    @property
+    def significantly_worse(self) -> bool:
+        """One-sided McNemar test at 5 %: the held-back slice is a few hundred noisy votes, and a
+        candidate that merely flips one or two of them is not worse."""
+        return self.worse - self.better > Z_ONE_SIDED_5 * self.spread
+
+
+def paired_votes(
+    examples: Sequence[ThumbExample], champion: Sequence[str], candidate: Sequence[str]
+) -> PairedVotes:
+    worse = better = square = 0.0
+    for e, a, b in zip(examples, champion, candidate, strict=True):
+        ok_a = (a == e.label) if e.sign > 0 else (a != e.label)
+        ok_b = (b == e.label) if e.sign > 0 else (b != e.label)
+        if ok_a != ok_b:
+            worse += e.weight if ok_a else 0.0
+            better += e.weight if ok_b else 0.0
+            square += e.weight**2
+    return PairedVotes(worse, better, float(np.sqrt(square)))
+
+
+def decide(
+    champion: dict[str, float],
+    candidate: dict[str, float],
+    tolerance: float,
+    heldout: PairedVotes | None = None,
+) -> GateResult:
+    """Golden accuracies may drop by ``tolerance``; on the held-back votes the candidate must not
+    be significantly worse (``heldout``), or, without the paired counts, not worse at all."""
     reasons: list[str] = []
     for key in ("golden_intent_accuracy", "golden_sentiment_accuracy"):
         drop = champion[key] - candidate[key]
@@ -41,7 +81,14 @@ def decide(champion: dict[str, float], candidate: dict[str, float], tolerance: f
         champion.get("heldout_vote_agreement"),
         candidate.get("heldout_vote_agreement"),
     )
-    if (
+    if heldout is not None:
+        if heldout.significantly_worse:
+            reasons.append(
+                f"held-back votes: significantly worse (agreement {c_votes:.4f} -> {k_votes:.4f}; "
+                f"only the champion agrees on {heldout.worse:.1f}, only the candidate on "
+                f"{heldout.better:.1f} by weight)"
+            )
+    elif (
         c_votes is not None
         and k_votes is not None
         and not np.isnan(c_votes)

@@ -32,7 +32,7 @@ from learning.feedback_store import (
     start_run,
     vote_records,
 )
-from learning.gate import decide, vote_agreement
+from learning.gate import decide, paired_votes, vote_agreement
 from learning.generator_retrain import retrain_generator
 from learning.heads import features, fit_logistic
 from learning.lock import retrain_lock
@@ -97,11 +97,12 @@ def _golden(bundle: LoadedBundle, domain: Domain) -> tuple[dict[str, float], lis
     )
 
 
-def _heldout(bundle: LoadedBundle, held: list[ThumbExample]) -> float:
+def _heldout(bundle: LoadedBundle, held: list[ThumbExample]) -> tuple[float, list[str]]:
     if not held:
-        return float("nan")
+        return float("nan"), []
     p_int, _ = predict_many(bundle, [e.text for e in held])
-    return vote_agreement(held, intent_predictions(bundle, p_int))
+    predicted = intent_predictions(bundle, p_int)
+    return vote_agreement(held, predicted), predicted
 
 
 def _train_candidate(
@@ -221,14 +222,15 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
         return {"skipped": "no usable votes yet", "votes": len(votes)}
 
     champ_metrics, gold, champ_pred = _golden(base, domain)
-    champ_metrics["heldout_vote_agreement"] = _heldout(base, held)
+    champ_metrics["heldout_vote_agreement"], champ_held = _heldout(base, held)
     cfg = RETRAIN_CONFIG.model_copy(update={"device": settings.device})
     candidate = load_bundle(resolved.bundle_dir, device)  # trained in place; `base` stays as is
     train_stats = _train_candidate(candidate, domain, train_ex, cfg, progress)
     candidate.meta["oos_threshold"] = _calibrate(candidate, domain, cfg)
     cand_metrics, _, cand_pred = _golden(candidate, domain)
-    cand_metrics["heldout_vote_agreement"] = _heldout(candidate, held)
-    gate = decide(champ_metrics, cand_metrics, settings.gate_tolerance)
+    cand_metrics["heldout_vote_agreement"], cand_held = _heldout(candidate, held)
+    paired = paired_votes(held, champ_held, cand_held) if held else None
+    gate = decide(champ_metrics, cand_metrics, settings.gate_tolerance, paired)
     work = Path(tempfile.mkdtemp(prefix="generator-", dir=settings.ensure_home()))
     try:
         gen = retrain_generator(
