@@ -227,8 +227,7 @@ def simulate(
     for r in report["rounds"]:
         click.echo(
             f"round {r['round']:>2}  votes {r['votes']:>6}  accuracy {r['accuracy']:.4f}  "
-            f"gate {r['gate']:<7} champion v{r['champion']}  ({r['seconds']} s)"
-            + _reply_summary(r)
+            f"gate {r['gate']:<7} champion v{r['champion']}  ({r['seconds']} s)" + _reply_summary(r)
         )
     click.echo(f"reference (supervised): {report['supervised_reference']['accuracy']:.4f}")
     click.echo(f"final model: {report['final_model']}  -> {out / 'learning_curve.json'}")
