@@ -16,18 +16,18 @@ class GateResult:
     reasons: list[str]
 
 
+def _agrees(e: ThumbExample, predicted: str) -> bool:
+    """A 👍'd label still predicted, or a 👎'd label no longer predicted."""
+    return (predicted == e.label) if e.sign > 0 else (predicted != e.label)
+
+
 def vote_agreement(examples: Sequence[ThumbExample], predicted: Sequence[str]) -> float:
     """Weighted share of held-back thumbs the model now agrees with: a 👍'd label still
     predicted, a 👎'd label no longer predicted. NaN without examples."""
     if not examples:
         return float("nan")
     w = np.array([e.weight for e in examples])
-    ok = np.array(
-        [
-            (p == e.label) if e.sign > 0 else (p != e.label)
-            for e, p in zip(examples, predicted, strict=True)
-        ]
-    )
+    ok = np.array([_agrees(e, p) for e, p in zip(examples, predicted, strict=True)])
     return float((w * ok).sum() / w.sum())
 
 
@@ -55,8 +55,7 @@ def paired_votes(
 ) -> PairedVotes:
     worse = better = square = 0.0
     for e, a, b in zip(examples, champion, candidate, strict=True):
-        ok_a = (a == e.label) if e.sign > 0 else (a != e.label)
-        ok_b = (b == e.label) if e.sign > 0 else (b != e.label)
+        ok_a, ok_b = _agrees(e, a), _agrees(e, b)
         if ok_a != ok_b:
             worse += e.weight if ok_a else 0.0
             better += e.weight if ok_b else 0.0

@@ -98,7 +98,7 @@ def _examples(judgements: Sequence[ReplyJudgement]) -> list[KtoExample]:
     ]
 
 
-def _quality(
+def golden_quality(
     spec: str, settings: Settings, golden: Sequence[GoldenPrompt], device: torch.device
 ) -> dict[str, float]:
     generator = load_generator(spec, settings.home, device)
@@ -191,8 +191,8 @@ def retrain_generator(
     auc_champ = ranking_auc(implied_rewards(champion, held, cfg.beta, device), labels)
     auc_cand = ranking_auc(implied_rewards(candidate, held, cfg.beta, device), labels)
     golden = golden_prompts(domain, responses, settings.generator_golden_prompts, cfg.seed)
-    q_champ = _quality(spec, settings, golden, device)
-    q_cand = _quality(str(result.folder), settings, golden, device)
+    q_champ = golden_quality(spec, settings, golden, device)
+    q_cand = golden_quality(str(result.folder), settings, golden, device)
     passed, reasons = _gate(q_champ, q_cand, auc_champ, auc_cand)
     metrics = {
         "generator_champion_reward_auc": auc_champ,

@@ -15,12 +15,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from learning.generator_retrain import champion_generator, golden_prompts
-from learning.kto import reply_quality
+from learning.generator_retrain import champion_generator, golden_prompts, golden_quality
 from learning.reply_facts import likes_reply
 from serving.engine import ActiveModel, RawOutput
 from serving.generative import GenerativeReplies, GeneratorService
-from serving.generator import Sampling, load_generator
 from serving.metrics import ServingMetrics
 from serving.posteriors import InMemoryPosteriors
 from serving.replies import ReplyContext, TemplateReplies
@@ -108,7 +106,5 @@ def golden_like_rate(
 ) -> dict[str, float]:
     """The champion generator's reply quality on ``n`` fixed validation prompts (gold intents)."""
     spec, _ = champion_generator(settings, active.bundle.generator_dir)
-    generator = load_generator(spec, settings.home, active.bundle.device)
     golden = golden_prompts(domain, active.bundle.responses, n)
-    sampling = Sampling(max_new_tokens=settings.generator_max_new_tokens)
-    return reply_quality(generator, golden, sampling, max_chars=settings.generator_max_chars)
+    return golden_quality(spec, settings, golden, active.bundle.device)
