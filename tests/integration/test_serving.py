@@ -191,15 +191,16 @@ async def test_alias_move_under_load_swaps_without_failures(
     async with httpx.AsyncClient(base_url=server, timeout=30) as http:
         tasks = [asyncio.create_task(worker(http, k)) for k in range(8)]
         await asyncio.sleep(1.5)
-        start = time.monotonic()
+        moved_at = len(seen)
         configure(serve_settings).set_registered_model_alias(NAME, "champion", versions["v2"])
         await asyncio.to_thread(_wait_for_version, server, v2)
         await asyncio.sleep(1.0)
         stop.set()
         await asyncio.gather(*tasks)
-        elapsed = time.monotonic() - start + 1.5
     assert statuses and all(s == 200 for s in statuses), sorted(set(statuses))
-    assert len(statuses) / elapsed >= 50, f"only {len(statuses) / elapsed:.0f} req/s"
+    # The old version keeps answering every worker while the new one loads in the background:
+    # a swap that blocked serving would show no v1 answers between the alias move and v2.
+    assert seen[moved_at:].count(v1) >= 8, seen[moved_at : moved_at + 20]
     assert seen[0] == v1 and seen[-1] == v2
     first_v2 = seen.index(v2)
     assert all(v == v2 for v in seen[first_v2 + 8 :]), "requests went back to the old version"
