@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, HTTPException, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.batcher import BatchFailed, BatchStats, DeadlineExceeded, DynamicBatcher, QueueFull
 from serving.device import resolve_device
-from serving.engine import ActiveModel, ModelHolder, RawOutput, load_active
+from serving.engine import ActiveModel, ModelHolder, RawOutput, load_active, settle_heap
 from serving.generative import GenerativeReplies, GeneratorService
 from serving.metrics import ServingMetrics
 from serving.posteriors import PosteriorStore, RedisPosteriors, SqlPosteriors
@@ -57,7 +57,7 @@ class ServingState:
         )
         self.device = resolve_device(settings.device, settings.cpu_threads)
         self.batcher: DynamicBatcher[str, RawOutput] = DynamicBatcher(
-            self.holder.process,
+            self.holder.process_chunks,
             max_batch_size=settings.max_batch_size,
             max_wait_ms=settings.max_wait_ms,
             max_queue=settings.max_queue,
@@ -83,9 +83,11 @@ class ServingState:
 
     def load(self, uri: str) -> ActiveModel:
         s = self.settings
-        return load_active(
+        active = load_active(
             uri, s.effective_tracking_uri, s.home / "models", self.device, s.max_seq_len
         )
+        settle_heap()
+        return active
 
     def on_loaded(self, version: str, active: ActiveModel | None) -> None:
         self.metrics.model_loads.labels("ok" if active else "failed").inc()
@@ -112,6 +114,24 @@ class ServingState:
                 else templates
             )
         return self.strategies[key]
+
+
+class BodyLimit:
+    """Refuse a body over ``max_bytes`` by its Content-Length before reading it (the text limit
+    itself is checked in the endpoint). Plain ASGI: ``@app.middleware`` costs a task per request."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, on_refuse: Callable[[], None]) -> None:
+        self.app, self.max_bytes, self.on_refuse = app, max_bytes, on_refuse
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.max_bytes:
+                self.on_refuse()
+                refusal = JSONResponse({"detail": "request body too large"}, status_code=413)
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _http_error(status: int, message: str, headers: dict[str, str] | None = None) -> HTTPException:
@@ -174,22 +194,18 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
     )
     app.state.serving = state
 
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next: Any) -> Response:
-        # refuse oversized bodies before reading them (the text limit itself is checked below)
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > 4 * settings.max_text_bytes + 65_536:
-            state.metrics.requests.labels("too_large").inc()
-            return JSONResponse({"detail": "request body too large"}, status_code=413)
-        response: Response = await call_next(request)
-        return response
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=4 * settings.max_text_bytes + 65_536,
+        on_refuse=lambda: state.metrics.requests.labels("too_large").inc(),
+    )
 
     @app.post(
         "/v1/predict",
         response_model=Prediction,
         responses={413: {"description": "text too long"}, 503: {"description": "busy or loading"}},
     )
-    async def predict(msg: IncomingMessage) -> Prediction:
+    async def predict(msg: IncomingMessage) -> Response:
         """Classify one message and choose a reply. Text longer than the model's window
         (``THUMBLOOP_MAX_SEQ_LEN`` tokens) is truncated; over ``THUMBLOOP_MAX_TEXT_BYTES`` → 413."""
         start = time.perf_counter()
@@ -231,7 +247,7 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
         elapsed = time.perf_counter() - start
         state.metrics.latency.observe(elapsed)
         state.metrics.requests.labels("ok").inc()
-        return Prediction(
+        prediction = Prediction(
             intent=IntentResult(
                 name=intent_name,
                 confidence=raw.confidence,
@@ -242,6 +258,8 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
             model_version=raw.version,
             latency_ms=round(elapsed * 1000, 3),
         )
+        # serialised here, once: FastAPI would validate the model again before encoding it
+        return Response(prediction.model_dump_json(), media_type="application/json")
 
     @app.get("/v1/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:

@@ -3,6 +3,12 @@
 The batch function runs in one worker thread (the model is not re-entrant and torch uses all
 cores anyway); the event loop stays free to accept requests while a batch runs. Every batch
 isolates its own failure, and its output count is checked against its input count.
+
+A batch function may return its outputs at once or yield them in chunks of
+``(indices, outputs)``: each chunk's requests are answered as soon as it is done, so their
+clients can send their next message while the rest of the batch still runs. Without that, a
+closed loop of clients leaves the model idle while the whole batch's responses go out and the
+next requests come in.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -42,6 +48,9 @@ class _Pending(Generic[In, Out]):
     enqueued: float = field(default_factory=time.perf_counter)
 
 
+Chunk = tuple[Sequence[int], Sequence[Out]]
+
+
 @dataclass
 class BatchStats:
     size: int
@@ -52,7 +61,7 @@ class BatchStats:
 class DynamicBatcher(Generic[In, Out]):
     def __init__(
         self,
-        process: Callable[[Sequence[In]], Sequence[Out]],
+        process: Callable[[Sequence[In]], Sequence[Out] | Iterator[Chunk[Out]]],
         *,
         max_batch_size: int,
         max_wait_ms: float,
@@ -90,6 +99,7 @@ class DynamicBatcher(Generic[In, Out]):
             if not item.future.done():
                 item.future.set_exception(BatchFailed("server shutting down"))
         self._executor.shutdown(wait=True)
+        await asyncio.sleep(0)  # let the last batch's posted results and stats land
 
     async def submit(self, payload: In, timeout: float) -> Out:
         loop = asyncio.get_running_loop()
@@ -139,15 +149,8 @@ class DynamicBatcher(Generic[In, Out]):
                 self._on_expired(len(expired))
             if not live:
                 continue
-            start = time.perf_counter()
             try:
-                outputs = await loop.run_in_executor(
-                    self._executor, self._process, [p.payload for p in live]
-                )
-                if len(outputs) != len(live):
-                    raise BatchFailed(
-                        f"batch returned {len(outputs)} outputs for {len(live)} inputs"
-                    )
+                await loop.run_in_executor(self._executor, self._run, live, loop)
             except Exception as exc:  # isolate: this batch fails, the loop goes on
                 log.exception("batch of %d failed", len(live))
                 err = (
@@ -157,10 +160,37 @@ class DynamicBatcher(Generic[In, Out]):
                     if not p.future.done():
                         p.future.set_exception(err)
                 continue
-            elapsed = time.perf_counter() - start
-            for p, out in zip(live, outputs, strict=True):
-                if not p.future.done():
-                    p.future.set_result(out)
-            if self._on_batch:
-                wait = sum(start - p.enqueued for p in live) / len(live)
-                self._on_batch(BatchStats(len(live), elapsed, wait))
+
+    def _run(self, live: list[_Pending[In, Out]], loop: asyncio.AbstractEventLoop) -> None:
+        """In the batch thread: run the batch and hand each chunk's results to the event loop
+        as soon as it is ready. Every input must get exactly one output."""
+        start = time.perf_counter()
+        result = self._process([p.payload for p in live])
+        chunks: Iterator[Chunk[Out]] = (
+            iter([(range(len(live)), result)]) if isinstance(result, Sequence) else result
+        )
+        answered = [False] * len(live)
+        for indices, outputs in chunks:
+            if len(indices) != len(outputs) or any(
+                not 0 <= i < len(live) or answered[i] for i in indices
+            ):
+                raise BatchFailed(
+                    f"batch returned {len(outputs)} outputs for inputs {list(indices)} "
+                    f"of {len(live)}"
+                )
+            for i in indices:
+                answered[i] = True
+            done = [(live[i].future, out) for i, out in zip(indices, outputs, strict=True)]
+            loop.call_soon_threadsafe(_resolve, done)
+        if not all(answered):
+            raise BatchFailed(f"batch returned {sum(answered)} outputs for {len(live)} inputs")
+        if self._on_batch:
+            wait = sum(start - p.enqueued for p in live) / len(live)
+            stats = BatchStats(len(live), time.perf_counter() - start, wait)
+            loop.call_soon_threadsafe(self._on_batch, stats)
+
+
+def _resolve(done: list[tuple[asyncio.Future[Out], Out]]) -> None:
+    for future, out in done:
+        if not future.done():
+            future.set_result(out)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -37,13 +37,15 @@ def predict_batch(
     return intents, sentiments
 
 
-def predict_bucketed(
+def predict_chunks(
     bundle: LoadedBundle, texts: Sequence[str], max_length: int = 128, chunk: int = 16
-) -> tuple[np.ndarray, np.ndarray]:
-    """One server batch as length-sorted sub-batches of ``chunk``: a batch of mixed lengths
+) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+    """One server batch as length-sorted sub-batches of ``chunk``, shortest first, yielded as
+    each finishes (input indices, intent and sentiment probabilities): a batch of mixed lengths
     padded to its longest message wastes most of its compute on padding on a CPU."""
     if len(texts) <= chunk:
-        return predict_batch(bundle, texts, max_length)
+        yield (list(range(len(texts))), *predict_batch(bundle, texts, max_length))
+        return
     lengths = [
         len(ids)
         for ids in bundle.tokenizer(list(texts), truncation=True, max_length=max_length)[
@@ -51,11 +53,18 @@ def predict_bucketed(
         ]
     ]
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
-    intents = np.zeros((len(texts), bundle.model.config.n_intents), dtype=np.float32)
-    sentiments = np.zeros((len(texts), bundle.model.config.n_sentiments), dtype=np.float32)
     for start in range(0, len(order), chunk):
         idx = order[start : start + chunk]
-        p_int, p_sent = predict_batch(bundle, [texts[i] for i in idx], max_length)
+        yield (idx, *predict_batch(bundle, [texts[i] for i in idx], max_length))
+
+
+def predict_bucketed(
+    bundle: LoadedBundle, texts: Sequence[str], max_length: int = 128, chunk: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`predict_chunks` gathered back into input order."""
+    intents = np.zeros((len(texts), bundle.model.config.n_intents), dtype=np.float32)
+    sentiments = np.zeros((len(texts), bundle.model.config.n_sentiments), dtype=np.float32)
+    for idx, p_int, p_sent in predict_chunks(bundle, texts, max_length, chunk):
         intents[idx], sentiments[idx] = p_int, p_sent
     return intents, sentiments
 

@@ -61,7 +61,9 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="How long a batch waits to fill before it runs."
     )
     sub_batch_size: int = Field(
-        default=16, ge=1, description="A batch runs as length-sorted chunks of this size."
+        default=8,
+        ge=1,
+        description="A batch runs as length-sorted chunks of this size, each answered when done.",
     )
     max_queue: int = Field(
         default=1024, ge=1, description="Requests waiting beyond this get 503 + Retry-After."

@@ -110,6 +110,13 @@ def test_bad_input_gets_4xx(server: str, body: dict[str, object], status: int) -
     assert "detail" in r.json()
 
 
+def test_oversized_body_is_refused_before_it_is_read(server: str) -> None:
+    r = httpx.post(f"{server}/v1/predict", json={"text": "x" * 200_000})
+    assert r.status_code == 413 and r.json()["detail"] == "request body too large"
+    metrics = httpx.get(f"{server}/metrics").text
+    assert 'thumbloop_requests_total{outcome="too_large"}' in metrics
+
+
 def test_malformed_json_is_422(server: str) -> None:
     r = httpx.post(
         f"{server}/v1/predict", content=b"{not json", headers={"content-type": "application/json"}

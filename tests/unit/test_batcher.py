@@ -1,7 +1,7 @@
 import asyncio
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -132,3 +132,54 @@ async def test_full_queue_rejects_and_deadline_expires() -> None:
     finally:
         gate.set()
         await b.stop()
+
+
+async def test_streamed_chunks_are_answered_before_the_batch_ends() -> None:
+    release = threading.Event()
+
+    def halves(xs: Sequence[int]) -> Iterator[tuple[list[int], list[int]]]:
+        yield [1, 3], [2 * xs[1], 2 * xs[3]]
+        release.wait(5)  # the rest of the batch is still "running"
+        yield [0, 2], [2 * xs[0], 2 * xs[2]]
+
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        halves, max_batch_size=4, max_wait_ms=50, max_queue=10
+    )
+    b.start()
+    try:
+        tasks = [asyncio.create_task(b.submit(i, timeout=5)) for i in range(4)]
+        early = await asyncio.wait_for(asyncio.gather(tasks[1], tasks[3]), 2)
+        assert early == [2, 6]
+        assert not tasks[0].done() and not tasks[2].done()
+        release.set()
+        assert await asyncio.gather(tasks[0], tasks[2]) == [0, 4]
+    finally:
+        release.set()
+        await b.stop()
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [([0, 1], [0, 2])],  # input 2 never answered
+        [([0, 1], [0, 2]), ([1, 2], [2, 4])],  # input 1 answered twice
+        [([0, 1, 2], [0, 2])],  # fewer outputs than indices
+    ],
+)
+async def test_streamed_outputs_must_cover_every_input_once(
+    chunks: list[tuple[list[int], list[int]]],
+) -> None:
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        lambda xs: iter(chunks), max_batch_size=3, max_wait_ms=50, max_queue=10
+    )
+    b.start()
+    try:
+        res = await asyncio.gather(
+            *(b.submit(i, timeout=5) for i in range(3)), return_exceptions=True
+        )
+    finally:
+        await b.stop()
+    assert isinstance(res[2], BatchFailed) and "outputs" in str(res[2])
+    # chunks that were complete before the fault keep their answers
+    if len(chunks[0][0]) == len(chunks[0][1]):
+        assert res[:2] == [0, 2]
