@@ -1,24 +1,27 @@
 """Dynamic batching: requests queue up and run together, bounded in size, wait and depth.
 
-The batch function runs in one worker thread (the model is not re-entrant and torch uses all
-cores anyway); the event loop stays free to accept requests while a batch runs. Every batch
-isolates its own failure, and its output count is checked against its input count.
+One model thread pulls its own work (the model is not re-entrant and torch uses all cores
+anyway): when a batch ends it takes the oldest waiting requests at once, with no trip through
+the event loop, so the model is never idle while requests wait. An idle model waits up to
+``max_wait_ms`` after the first request for the batch to fill. Batches are taken in arrival
+order: the model's forward skips padding (``serving.unpadded``), so there is nothing to gain
+from regrouping requests by length, and first-come-first-served keeps the tail short. The
+event loop only enqueues and answers. Every batch isolates its own failure, and its output
+count is checked against its input count.
 
 A batch function may return its outputs at once or yield them in chunks of
 ``(indices, outputs)``: each chunk's requests are answered as soon as it is done, so their
-clients can send their next message while the rest of the batch still runs. Without that, a
-closed loop of clients leaves the model idle while the whole batch's responses go out and the
-next requests come in.
+clients can send their next message while the rest of the batch still runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -74,31 +77,40 @@ class DynamicBatcher(Generic[In, Out]):
         self._process = process
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
-        self._queue: asyncio.Queue[_Pending[In, Out]] = asyncio.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
         self._on_batch = on_batch
         self._on_expired = on_expired
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
-        self._task: asyncio.Task[None] | None = None
+        self._pending: deque[_Pending[In, Out]] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        return len(self._pending)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._stopping = False
+            self._thread = threading.Thread(target=self._work, name="batch", daemon=True)
+            self._thread.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
+        """Let the running batch finish; fail what is still waiting."""
+        if self._thread is not None:
+            with self._cond:
+                self._stopping = True
+                self._cond.notify_all()
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        with self._cond:
+            left = list(self._pending)
+            self._pending.clear()
+        for item in left:
             if not item.future.done():
                 item.future.set_exception(BatchFailed("server shutting down"))
-        self._executor.shutdown(wait=True)
         await asyncio.sleep(0)  # let the last batch's posted results and stats land
 
     async def submit(self, payload: In, timeout: float) -> Out:
@@ -106,64 +118,62 @@ class DynamicBatcher(Generic[In, Out]):
         item: _Pending[In, Out] = _Pending(
             payload, loop.create_future(), time.perf_counter() + timeout
         )
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull as exc:
-            raise QueueFull(f"queue is full ({self._queue.maxsize} waiting)") from exc
+        with self._cond:
+            if len(self._pending) >= self.max_queue:
+                raise QueueFull(f"queue is full ({self.max_queue} waiting)")
+            self._pending.append(item)
+            self._cond.notify()
         try:
             return await asyncio.wait_for(asyncio.shield(item.future), timeout)
         except TimeoutError as exc:
             raise DeadlineExceeded(f"no result within {timeout:.1f} s") from exc
 
-    async def _collect(self) -> list[_Pending[In, Out]]:
-        first = await self._queue.get()
-        batch = [first]
-        until = time.perf_counter() + self.max_wait
-        while len(batch) < self.max_batch_size:
-            # take what is already waiting without yielding, then wait out the window
-            try:
-                batch.append(self._queue.get_nowait())
-                continue
-            except asyncio.QueueEmpty:
-                pass
-            remaining = until - time.perf_counter()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
-        return batch
+    def _take(self) -> list[_Pending[In, Out]] | None:
+        """The next batch, oldest first; None when stopping. A batch runs once it is full or
+        its oldest request has waited ``max_wait`` (at once when the model was busy)."""
+        with self._cond:
+            while not self._pending and not self._stopping:
+                self._cond.wait()
+            until = self._pending[0].enqueued + self.max_wait if self._pending else 0.0
+            while len(self._pending) < self.max_batch_size and not self._stopping:
+                remaining = until - time.perf_counter()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            if self._stopping:
+                return None
+            n = min(len(self._pending), self.max_batch_size)
+            return [self._pending.popleft() for _ in range(n)]
 
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = await self._collect()
+    def _work(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        while (batch := self._take()) is not None:
             now = time.perf_counter()
             live = [p for p in batch if not p.future.done() and p.deadline > now]
-            expired = [p for p in batch if p not in live]
-            for p in expired:
-                if not p.future.done():
-                    p.future.set_exception(DeadlineExceeded("deadline passed while queued"))
-            if expired and self._on_expired:
-                self._on_expired(len(expired))
+            if len(live) < len(batch):
+                loop.call_soon_threadsafe(self._expire, [p for p in batch if p not in live])
             if not live:
                 continue
             try:
-                await loop.run_in_executor(self._executor, self._run, live, loop)
+                self._run(live, loop)
             except Exception as exc:  # isolate: this batch fails, the loop goes on
                 log.exception("batch of %d failed", len(live))
                 err = (
                     exc if isinstance(exc, BatchFailed) else BatchFailed(f"inference failed: {exc}")
                 )
-                for p in live:
-                    if not p.future.done():
-                        p.future.set_exception(err)
-                continue
+                loop.call_soon_threadsafe(_fail, live, err)
+
+    def _expire(self, expired: list[_Pending[In, Out]]) -> None:
+        for p in expired:
+            if not p.future.done():
+                p.future.set_exception(DeadlineExceeded("deadline passed while queued"))
+        if self._on_expired:
+            self._on_expired(len(expired))
 
     def _run(self, live: list[_Pending[In, Out]], loop: asyncio.AbstractEventLoop) -> None:
-        """In the batch thread: run the batch and hand each chunk's results to the event loop
-        as soon as it is ready. Every input must get exactly one output."""
+        """Run the batch and hand each chunk's results to the event loop as soon as it is
+        ready. Every input must get exactly one output."""
         start = time.perf_counter()
         result = self._process([p.payload for p in live])
         chunks: Iterator[Chunk[Out]] = (
@@ -194,3 +204,9 @@ def _resolve(done: list[tuple[asyncio.Future[Out], Out]]) -> None:
     for future, out in done:
         if not future.done():
             future.set_result(out)
+
+
+def _fail(items: Sequence[_Pending[In, Out]], err: BaseException) -> None:
+    for p in items:
+        if not p.future.done():
+            p.future.set_exception(err)

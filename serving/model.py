@@ -13,6 +13,8 @@ from torch import nn
 from transformers import BertModel
 from transformers.masking_utils import create_bidirectional_mask
 
+from serving.unpadded import pooled_unpadded
+
 
 @dataclass(frozen=True)
 class HeadsConfig:
@@ -70,6 +72,17 @@ class ThumbloopModel(nn.Module):
     def heads(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pooled = self.dropout(pooled)
         return self.intent_head(pooled), self.sentiment_head(pooled)
+
+    def infer(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inference forward that skips the padding (see ``serving.unpadded``); same logits."""
+        if self.training:
+            raise RuntimeError("infer() is for eval mode; use forward() to train")
+        pooled = pooled_unpadded(self.encoder, input_ids, attention_mask)
+        if self.config.normalize:
+            pooled = nn.functional.normalize(pooled, dim=-1)
+        return self.heads(pooled)
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor

@@ -29,7 +29,7 @@ def predict_batch(
         else contextlib.nullcontext()
     )
     with torch.inference_mode(), ctx:
-        intent_logits, sentiment_logits = bundle.model(ids, mask)
+        intent_logits, sentiment_logits = bundle.model.infer(ids, mask)
     intents = torch.softmax(intent_logits.float(), dim=-1).cpu().numpy()
     sentiments = torch.softmax(sentiment_logits.float(), dim=-1).cpu().numpy()
     if intents.shape[0] != len(texts) or sentiments.shape[0] != len(texts):
@@ -41,8 +41,9 @@ def predict_chunks(
     bundle: LoadedBundle, texts: Sequence[str], max_length: int = 128, chunk: int = 16
 ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
     """One server batch as length-sorted sub-batches of ``chunk``, shortest first, yielded as
-    each finishes (input indices, intent and sentiment probabilities): a batch of mixed lengths
-    padded to its longest message wastes most of its compute on padding on a CPU."""
+    each finishes (input indices, intent and sentiment probabilities). The forward skips
+    padding in its token-wise layers; sorting still trims the padded attention of long
+    messages, and smaller chunks answer their requests earlier."""
     if len(texts) <= chunk:
         yield (list(range(len(texts))), *predict_batch(bundle, texts, max_length))
         return

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="How long a batch waits to fill before it runs."
     )
     sub_batch_size: int = Field(
-        default=8,
+        default=32,
         ge=1,
         description="A batch runs as length-sorted chunks of this size, each answered when done.",
     )

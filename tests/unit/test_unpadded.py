@@ -1,0 +1,59 @@
+"""The serving forward that skips padding gives the padded forward's logits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from learning.encoder import default_encoder_path
+from serving.model import HeadsConfig, ThumbloopModel
+
+
+def _model(encoder: BertModel, normalize: bool) -> ThumbloopModel:
+    torch.manual_seed(1)
+    width = encoder.config.hidden_size
+    return ThumbloopModel(encoder, HeadsConfig(n_intents=5, hidden_size=width, normalize=normalize))
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_tiny_encoder_same_logits_with_and_without_padding(normalize: bool) -> None:
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=32,
+    )  # fmt: skip
+    model = _model(BertModel(config, add_pooling_layer=False), normalize).eval()
+    ids = torch.randint(1, 50, (4, 9))
+    mask = torch.tensor([[1] * 9, [1] * 3 + [0] * 6, [1] + [0] * 8, [1] * 6 + [0] * 3])
+    with torch.inference_mode():
+        padded = model(ids, mask)
+        packed = model.infer(ids, mask)
+        alone = model.infer(ids[1:2, :3], mask[1:2, :3])  # the same message with no padding
+    for a, b in zip(padded, packed, strict=True):
+        assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
+    assert torch.allclose(alone[0], packed[0][1:2], atol=1e-5)
+
+
+def test_shipped_minilm_same_logits_on_real_messages() -> None:
+    path = default_encoder_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = _model(BertModel.from_pretrained(path, add_pooling_layer=False), True).eval()
+    texts = ["hi", "my card was charged twice at the same shop yesterday, why?", "where is it"]
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        padded = model(enc["input_ids"], enc["attention_mask"])
+        packed = model.infer(enc["input_ids"], enc["attention_mask"])
+    assert enc["attention_mask"].float().mean() < 0.8  # the batch really is padded
+    for a, b in zip(padded, packed, strict=True):
+        assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+
+
+def test_infer_refuses_training_mode() -> None:
+    config = BertConfig(
+        vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=8,
+    )  # fmt: skip
+    model = _model(BertModel(config, add_pooling_layer=False), False).train()
+    with pytest.raises(RuntimeError, match="eval mode"):
+        model.infer(torch.ones(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.long))
