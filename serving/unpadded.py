@@ -36,12 +36,10 @@ def pooled_unpadded(
     for layer in layers:
         att = layer.attention.self
         heads = att.num_attention_heads
+        qkv = padded(nn.functional.linear(x, *_fused_qkv(att)), 3 * heads)
+        q, k, v = qkv.split(heads, dim=1)
         context = nn.functional.scaled_dot_product_attention(
-            padded(att.query(x), heads),
-            padded(att.key(x), heads),
-            padded(att.value(x), heads),
-            attn_mask=attn_mask,
-            scale=att.scaling,
+            q, k, v, attn_mask=attn_mask, scale=att.scaling
         )
         context = context.transpose(1, 2).reshape(batch * length, width).index_select(0, rows)
         out = layer.attention.output
@@ -52,3 +50,17 @@ def pooled_unpadded(
     sums = x.new_zeros(batch, width).index_add_(0, message, x)
     counts = keep.sum(1, keepdim=True).clamp(min=1).to(x.dtype)
     return sums / counts
+
+
+def _fused_qkv(att: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The query, key and value projections as one ``[3*hidden, hidden]`` matrix (one matmul
+    instead of three), kept on the module until any of the weights changes in place."""
+    parts = (att.query, att.key, att.value)
+    stamp = tuple((p.weight._version, p.bias._version, p.weight.data_ptr()) for p in parts)
+    cached = getattr(att, "_thumbloop_qkv", None)
+    if cached is None or cached[0] != stamp:
+        weight = torch.cat([p.weight for p in parts]).detach()
+        bias = torch.cat([p.bias for p in parts]).detach()
+        cached = (stamp, weight, bias)
+        att._thumbloop_qkv = cached
+    return cached[1], cached[2]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
@@ -57,3 +59,21 @@ def test_infer_refuses_training_mode() -> None:
     model = _model(BertModel(config, add_pooling_layer=False), False).train()
     with pytest.raises(RuntimeError, match="eval mode"):
         model.infer(torch.ones(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.long))
+
+
+def test_fused_projections_follow_weights_changed_in_place() -> None:
+    config = BertConfig(
+        vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=8,
+    )  # fmt: skip
+    model = _model(BertModel(config, add_pooling_layer=False), False).eval()
+    ids, mask = torch.randint(1, 20, (2, 4)), torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    with torch.inference_mode():
+        before = model.infer(ids, mask)[0]
+    with torch.no_grad():  # what an optimiser step or load_state_dict does
+        key: Any = model.encoder.encoder.layer[0].attention.self.key  # type: ignore[union-attr]
+        key.weight.mul_(3.0)
+    with torch.inference_mode():
+        after, expected = model.infer(ids, mask)[0], model(ids, mask)[0]
+    assert not torch.allclose(before, after)
+    assert torch.allclose(after, expected, atol=1e-5)
