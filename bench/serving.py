@@ -30,6 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from thumbloop.settings import Settings  # noqa: E402  (after the path fix, for direct runs)
+
 
 def chat_messages(limit: int = 2000) -> list[str]:
     """Chat-length messages from the shipped validation data (intents and tweets)."""
@@ -113,7 +115,6 @@ def ceiling(
     from serving.bundle import load_bundle
     from serving.device import resolve_device
     from serving.predictor import predict_bucketed
-    from thumbloop.settings import Settings
 
     bundle = load_bundle(bundle_dir, resolve_device(device))
     chunk = Settings.model_fields["sub_batch_size"].default
@@ -188,8 +189,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--max-batch-size", type=int, default=32)
-    ap.add_argument("--max-wait-ms", type=float, default=3.0)
+    defaults = Settings.model_fields
+    ap.add_argument("--max-batch-size", type=int, default=defaults["max_batch_size"].default)
+    ap.add_argument("--max-wait-ms", type=float, default=defaults["max_wait_ms"].default)
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "bench/results")))
     ap.add_argument(
         "--generative",

@@ -83,6 +83,7 @@ class DynamicBatcher(Generic[In, Out]):
         self._pending: deque[_Pending[In, Out]] = deque()
         self._cond = threading.Condition()
         self._stopping = False
+        self._last_size = 0  # quiet until traffic shows otherwise
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -130,11 +131,14 @@ class DynamicBatcher(Generic[In, Out]):
 
     def _take(self) -> list[_Pending[In, Out]] | None:
         """The next batch, oldest first; None when stopping. A batch runs once it is full or
-        its oldest request has waited ``max_wait`` (at once when the model was busy)."""
+        its oldest request has waited ``max_wait`` (at once when the model was busy). While
+        requests come one at a time (the last batch held one) nobody else is coming to share
+        the batch, so a lone request runs at once instead of waiting out the window."""
         with self._cond:
             while not self._pending and not self._stopping:
                 self._cond.wait()
-            until = self._pending[0].enqueued + self.max_wait if self._pending else 0.0
+            wait = self.max_wait if self._last_size > 1 else 0.0
+            until = self._pending[0].enqueued + wait if self._pending else 0.0
             while len(self._pending) < self.max_batch_size and not self._stopping:
                 remaining = until - time.perf_counter()
                 if remaining <= 0:
@@ -143,6 +147,7 @@ class DynamicBatcher(Generic[In, Out]):
             if self._stopping:
                 return None
             n = min(len(self._pending), self.max_batch_size)
+            self._last_size = n
             return [self._pending.popleft() for _ in range(n)]
 
     def _work(self) -> None:

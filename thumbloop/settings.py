@@ -58,7 +58,10 @@ class Settings(BaseSettings):
         default=32, ge=1, description="Most requests in one forward pass; 1 turns batching off."
     )
     max_wait_ms: float = Field(
-        default=5.0, ge=0, description="How long a batch waits to fill before it runs."
+        default=3.0,
+        ge=0,
+        description="How long a batch waits to fill before it runs (not when traffic is one "
+        "request at a time).",
     )
     sub_batch_size: int = Field(
         default=32,

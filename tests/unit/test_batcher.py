@@ -183,3 +183,25 @@ async def test_streamed_outputs_must_cover_every_input_once(
     # chunks that were complete before the fault keep their answers
     if len(chunks[0][0]) == len(chunks[0][1]):
         assert res[:2] == [0, 2]
+
+
+async def test_a_lone_request_runs_at_once_but_busy_traffic_waits_for_company() -> None:
+    sizes: list[int] = []
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        _double,
+        max_batch_size=4,
+        max_wait_ms=60_000,
+        max_queue=10,
+        on_batch=lambda s: sizes.append(s.size),
+    )
+    b.start()
+    try:
+        # quiet: nobody else is coming, so the minute-long window is not waited out
+        assert await b.submit(1, timeout=5) == 2
+        assert await asyncio.gather(*(b.submit(i, timeout=5) for i in range(4))) == [0, 2, 4, 6]
+        assert sizes[-1] > 1
+        # busy (the last batch had company): a lone request now waits for the window
+        with pytest.raises(DeadlineExceeded):
+            await b.submit(5, timeout=0.3)
+    finally:
+        await b.stop()
