@@ -106,17 +106,17 @@ def load(url: str, concurrency: int, seconds: float, texts_file: Path) -> dict[s
 
 
 def ceiling(
-    bundle_dir: Path, device: str, texts: list[str], concurrency: int, seconds: float
+    bundle_dir: Path, args: argparse.Namespace, texts: list[str], concurrency: int, seconds: float
 ) -> dict[str, float]:
     """(c): batches of `concurrency` messages straight through the model, no HTTP, no queue,
     in the server's sub-batches (the fastest size measured: 32)."""
     import torch
 
     from serving.bundle import load_bundle
-    from serving.device import resolve_device
+    from serving.device import resolve_device, use_cpu_bf16
     from serving.predictor import predict_bucketed
 
-    bundle = load_bundle(bundle_dir, resolve_device(device))
+    bundle = load_bundle(bundle_dir, resolve_device(args.device), use_cpu_bf16(args.cpu_bf16))
     chunk = Settings.model_fields["sub_batch_size"].default
     for _ in range(3):
         predict_bucketed(bundle, texts[:concurrency], chunk=chunk)
@@ -187,6 +187,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None, help="models:/NAME@ALIAS or a bundle path")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument(
+        "--cpu-bf16",
+        default=Settings.model_fields["cpu_bf16"].default,
+        choices=["auto", "on", "off"],
+        help="bf16 autocast on a CPU, for the server and the ceiling alike",
+    )
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     ap.add_argument("--seconds", type=float, default=8.0)
     defaults = Settings.model_fields
@@ -209,6 +215,7 @@ def main() -> None:
     thumbloop = [sys.executable, "-m", "thumbloop", "serve", "--model", str(bundle_dir)]
     base_env = {
         "THUMBLOOP_DEVICE": args.device,
+        "THUMBLOOP_CPU_BF16": args.cpu_bf16,
         "THUMBLOOP_MAX_QUEUE": "4096",
         "THUMBLOOP_HOME": tempfile.mkdtemp(prefix="bench-home-"),
     }
@@ -247,7 +254,7 @@ def main() -> None:
                     flush=True,
                 )
     results["c: in-process ceiling"] = [
-        ceiling(bundle_dir, args.device, texts, c, min(args.seconds, 5.0)) for c in args.concurrency
+        ceiling(bundle_dir, args, texts, c, min(args.seconds, 5.0)) for c in args.concurrency
     ]
     generative = generative_path(args, bundle_dir) if args.generative else None
     report(results, args, generative)
@@ -316,6 +323,7 @@ def report(
         "seconds_per_point": args.seconds,
         "max_batch_size": args.max_batch_size,
         "max_wait_ms": args.max_wait_ms,
+        "cpu_bf16": args.cpu_bf16,
         "results": results,
         "ratios": ratios,
     }

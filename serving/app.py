@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import torch
 from fastapi import FastAPI, HTTPException, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,7 +16,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.batcher import BatchFailed, BatchStats, DeadlineExceeded, DynamicBatcher, QueueFull
-from serving.device import resolve_device
+from serving.device import resolve_device, use_cpu_bf16
 from serving.engine import ActiveModel, ModelHolder, RawOutput, load_active, settle_heap
 from serving.generative import GenerativeReplies, GeneratorService
 from serving.metrics import ServingMetrics
@@ -40,6 +41,7 @@ class ModelInfo(BaseModel):
     alias: str | None
     loaded_at: str
     device: str
+    compute_dtype: str  # float32, or the autocast dtype (bfloat16 / float16)
     domain: str | None
     intents: int
     reply_strategy: str
@@ -84,7 +86,12 @@ class ServingState:
     def load(self, uri: str) -> ActiveModel:
         s = self.settings
         active = load_active(
-            uri, s.effective_tracking_uri, s.home / "models", self.device, s.max_seq_len
+            uri,
+            s.effective_tracking_uri,
+            s.home / "models",
+            self.device,
+            s.max_seq_len,
+            use_cpu_bf16(s.cpu_bf16),
         )
         settle_heap()
         return active
@@ -272,6 +279,7 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
             alias=uri.split("@", 1)[1] if uri.startswith("models:/") and "@" in uri else None,
             loaded_at=active.loaded_at.isoformat(),
             device=str(state.device),
+            compute_dtype=str(active.bundle.compute_dtype or torch.float32).removeprefix("torch."),
             domain=active.bundle.meta.get("domain"),
             intents=len(active.bundle.intents),
             reply_strategy=settings.reply_strategy,

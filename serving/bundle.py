@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, BertModel, PreTrainedTokenizerBase
 
+from serving.device import autocast_dtype
 from serving.loading import LOAD_LOCK
 from serving.model import HeadsConfig, ThumbloopModel
 from thumbloop.domain import ResponseVariant, load_responses
@@ -46,6 +47,7 @@ class LoadedBundle:
     responses: dict[str, list[ResponseVariant]]
     device: torch.device
     generator_dir: Path | None = None  # the bundle's own reply generator, if it carries one
+    compute_dtype: torch.dtype | None = None  # inference autocast (None: fp32)
 
     @property
     def intents(self) -> list[str]:
@@ -127,7 +129,9 @@ def read_meta(bundle_dir: Path) -> dict[str, Any]:
     return meta
 
 
-def load_bundle(path: Path, device: torch.device) -> LoadedBundle:
+def load_bundle(path: Path, device: torch.device, cpu_bf16: bool = False) -> LoadedBundle:
+    """Load a bundle for inference on ``device``: bf16/fp16 autocast on CUDA, fp32 on a CPU
+    unless ``cpu_bf16``."""
     bundle_dir = find_bundle_dir(path)
     meta = read_meta(bundle_dir)
     heads_cfg = HeadsConfig(**meta["heads"])
@@ -150,5 +154,11 @@ def load_bundle(path: Path, device: torch.device) -> LoadedBundle:
     responses = load_responses(bundle_dir / "responses.json")
     generator = bundle_dir / GENERATOR_DIR
     return LoadedBundle(
-        model, tokenizer, meta, responses, device, generator if generator.is_dir() else None
+        model,
+        tokenizer,
+        meta,
+        responses,
+        device,
+        generator if generator.is_dir() else None,
+        autocast_dtype(device, cpu_bf16),
     )

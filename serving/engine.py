@@ -53,18 +53,24 @@ class RawOutput:
 
 
 def load_active(
-    uri: str, tracking_uri: str, cache_dir: Path, device: torch.device, max_seq_len: int
+    uri: str,
+    tracking_uri: str,
+    cache_dir: Path,
+    device: torch.device,
+    max_seq_len: int,
+    cpu_bf16: bool = False,
 ) -> ActiveModel:
     resolved: ResolvedModel = resolve(uri, tracking_uri, cache_dir)
-    bundle = load_bundle(resolved.bundle_dir, device)
+    bundle = load_bundle(resolved.bundle_dir, device, cpu_bf16)
     start = time.perf_counter()
     for n in (1, 4, 16):  # warm up kernels and allocator for a few batch shapes
         predict_batch(bundle, (WARMUP_TEXTS * n)[:n], max_seq_len)
     log.info(
-        "loaded %s (%s) on %s, warm-up %.2f s",
+        "loaded %s (%s) on %s (%s), warm-up %.2f s",
         resolved.version,
         uri,
         device,
+        bundle.compute_dtype or torch.float32,
         time.perf_counter() - start,
     )
     return ActiveModel(bundle, resolved.version, uri)

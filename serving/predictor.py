@@ -10,7 +10,6 @@ import torch
 from tqdm.auto import tqdm
 
 from serving.bundle import LoadedBundle
-from serving.device import autocast_dtype
 
 
 def predict_batch(
@@ -22,7 +21,7 @@ def predict_batch(
     )
     ids = enc["input_ids"].to(bundle.device, non_blocking=True)
     mask = enc["attention_mask"].to(bundle.device, non_blocking=True)
-    dtype = autocast_dtype(bundle.device)
+    dtype = bundle.compute_dtype
     ctx = (
         torch.autocast(device_type=bundle.device.type, dtype=dtype)
         if dtype is not None

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     device: DeviceName = Field(
         default="auto", description="`auto` (CUDA when present), `cpu` or `cuda`."
     )
+    cpu_bf16: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Serving on a CPU: bf16 autocast; `auto` = where the CPU has native bf16 "
+        "(AVX512-BF16, AMX).",
+    )
     cpu_threads: int | None = Field(
         default=None, ge=1, description="torch threads on CPU; default: all cores."
     )

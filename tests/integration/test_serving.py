@@ -16,6 +16,7 @@ import pytest
 from learning.registry import configure, log_and_register
 from serving.app import create_app
 from serving.client import ServingClient, ServingRejected, ServingUnavailable
+from serving.device import cpu_has_native_bf16
 from thumbloop.contracts import IncomingMessage, Prediction
 from thumbloop.settings import Settings
 
@@ -88,6 +89,7 @@ def test_predict_returns_a_full_prediction(server: str, versions: dict[str, str]
         info["version"] == p.model_version
         and info["alias"] == "champion"
         and info["device"] == "cpu"
+        and info["compute_dtype"] == ("bfloat16" if cpu_has_native_bf16() else "float32")
     )
     assert httpx.get(f"{server}/healthz").status_code == 200
     assert httpx.get(f"{server}/readyz").json()["status"] == "ready"

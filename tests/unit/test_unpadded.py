@@ -1,4 +1,5 @@
-"""The serving forward that skips padding gives the padded forward's logits."""
+"""The serving forward that skips padding gives the padded forward's logits; bf16 on a CPU
+keeps the answers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from learning.encoder import default_encoder_path
+from serving.device import autocast_dtype, cpu_has_native_bf16, use_cpu_bf16
 from serving.model import HeadsConfig, ThumbloopModel
 
 
@@ -77,3 +79,21 @@ def test_fused_projections_follow_weights_changed_in_place() -> None:
         after, expected = model.infer(ids, mask)[0], model(ids, mask)[0]
     assert not torch.allclose(before, after)
     assert torch.allclose(after, expected, atol=1e-5)
+
+
+def test_cpu_bf16_is_opt_in_and_keeps_the_answers() -> None:
+    cpu = torch.device("cpu")
+    assert autocast_dtype(cpu) is None and autocast_dtype(cpu, cpu_bf16=True) == torch.bfloat16
+    assert use_cpu_bf16("on") and not use_cpu_bf16("off")
+    assert use_cpu_bf16("auto") == cpu_has_native_bf16()
+    path = default_encoder_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = _model(BertModel.from_pretrained(path, add_pooling_layer=False), True).eval()
+    texts = ["where is my new card", "I was charged twice!!", "thanks a lot", "how do I top up"]
+    enc = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        exact = model.infer(enc["input_ids"], enc["attention_mask"])[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = model.infer(enc["input_ids"], enc["attention_mask"])[0].float()
+    assert torch.equal(exact.argmax(-1), fast.argmax(-1))
+    assert torch.allclose(exact.softmax(-1), fast.softmax(-1), atol=0.05)
