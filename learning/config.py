@@ -8,8 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 class TrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    layers_to_tune: int = Field(
-        default=2, ge=0, le=6, description="Top encoder layers fine-tuned; the rest stay frozen."
+    layers_to_tune: int | None = Field(
+        default=None,
+        ge=0,
+        le=6,
+        description="Top encoder layers fine-tuned; the rest stay frozen. Default: all six when "
+        "training runs in bf16 (CUDA, or a CPU with native bf16), else the top two: either fits "
+        "the seed's 10-minute budget on 2 CPU cores (banking: 542 s and ~9 min).",
     )
     epochs: int = Field(default=2, ge=1)
     batch_size: int = Field(default=32, ge=1)
@@ -40,9 +45,13 @@ class TrainConfig(BaseModel):
         default=10.0, gt=0, description="Inverse L2 strength (C) of those logistic regressions."
     )
 
-    def tuned_layers(self, n_examples: int, n_intents: int) -> int:
+    def tuned_layers(self, n_examples: int, n_intents: int, bf16: bool = False) -> int:
         """Encoder layers to fine-tune on ``n_examples`` labelled rows: 0 when few-shot."""
-        return self.layers_to_tune if n_examples >= self.min_tune_per_intent * n_intents else 0
+        if n_examples < self.min_tune_per_intent * n_intents:
+            return 0
+        if self.layers_to_tune is not None:
+            return self.layers_to_tune
+        return 6 if bf16 else 2
 
     max_sentiment_examples: int | None = Field(
         default=24_000,
@@ -51,6 +60,11 @@ class TrainConfig(BaseModel):
     )
     max_inscope_drop: float = Field(
         default=0.01, ge=0, le=1, description="In-scope accuracy the OOS threshold may cost."
+    )
+    cpu_bf16: bool = Field(
+        default=True,
+        description="Fine-tune under bf16 autocast on a CPU with native bf16 (AVX512-BF16, AMX): "
+        "2.3-2.5x faster steps; weights, optimiser and loss stay fp32.",
     )
     seed: int = 0
     device: str = "auto"

@@ -54,6 +54,7 @@ from thumbloop.store.db import session_scope
 log = logging.getLogger(__name__)
 
 RETRAIN_CONFIG = TrainConfig(
+    layers_to_tune=2,  # a retrain nudges the champion; the seed tuned the whole encoder
     epochs=2,
     intent_repeats=1,
     refit_steps=0,

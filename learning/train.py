@@ -30,7 +30,7 @@ from learning.config import TrainConfig
 from learning.encoder import default_encoder_path
 from learning.heads import example_losses, fit_frozen_heads, refit_head
 from serving.bundle import LoadedBundle, save_bundle
-from serving.device import autocast_dtype, resolve_device
+from serving.device import autocast_dtype, cpu_has_native_bf16, resolve_device
 from serving.model import HeadsConfig, ThumbloopModel
 from serving.predictor import intent_predictions, predict_many
 from thumbloop.contracts import SENTIMENT_LABELS
@@ -83,6 +83,12 @@ def batch_loss(logits: torch.Tensor, b: Batch, ce: nn.Module) -> torch.Tensor:
     return (per_example * b.weights).sum() / b.weights.sum().clamp(min=1e-8)
 
 
+def train_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype of the fine-tuning steps: bf16/fp16 on CUDA, bf16 on a CPU with native
+    bf16 (unless ``cfg.cpu_bf16`` is off), else None (fp32)."""
+    return autocast_dtype(device, cfg.cpu_bf16 and cpu_has_native_bf16())
+
+
 def fine_tune(
     model: ThumbloopModel,
     batches: list[Batch],
@@ -109,7 +115,7 @@ def fine_tune(
     total = cfg.epochs * sum(repeats(b) for b in batches)
     warmup = int(cfg.warmup_ratio * total)
     ce = nn.CrossEntropyLoss(reduction="none", label_smoothing=cfg.label_smoothing)
-    dtype = autocast_dtype(device)
+    dtype = train_dtype(cfg, device)
     model.train()
     rng = random.Random(cfg.seed)
     losses: list[float] = []
@@ -186,7 +192,8 @@ def train_domain(
     _seed_everything(cfg.seed)
     phases = _Phases()
     device = resolve_device(cfg.device)
-    tuned = cfg.tuned_layers(len(domain.train), len(domain.intents))
+    bf16 = train_dtype(cfg, device) is not None
+    tuned = cfg.tuned_layers(len(domain.train), len(domain.intents), bf16)
     encoder_path = encoder_path or default_encoder_path()
 
     def load() -> tuple[ThumbloopModel, Any]:

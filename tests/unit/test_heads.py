@@ -21,7 +21,10 @@ def test_encoder_is_tuned_only_with_enough_examples_per_intent() -> None:
     assert cfg.tuned_layers(6_885, 88) == 0  # banking, 80-shot
     assert cfg.tuned_layers(11_465, 88) == 2  # banking
     assert cfg.tuned_layers(15_100, 151) == 2  # CLINC150
-    assert TrainConfig(min_tune_per_intent=0).tuned_layers(1, 88) == 2
+    assert TrainConfig(min_tune_per_intent=0).tuned_layers(1, 88) == 2  # fp32: top two
+    assert TrainConfig(min_tune_per_intent=0).tuned_layers(1, 88, bf16=True) == 6
+    assert TrainConfig().tuned_layers(11_465, 88, bf16=True) == 6  # banking seed
+    assert TrainConfig().tuned_layers(880, 88, bf16=True) == 0
     with pytest.raises(ValidationError):
         TrainConfig(head_c=0)
     with pytest.raises(ValidationError):
