@@ -240,22 +240,25 @@ def main() -> None:
             {},
         ),
     }
-    results: dict[str, list[dict[str, float]]] = {}
+    results: dict[str, list[dict[str, float]]] = {"c: in-process ceiling": []}
     for i, (name, (cmd, env)) in enumerate(designs.items()):
         port = 8700 + i
         with server([*cmd, "--port", str(port)], port, base_env | env) as url:
             results[name] = []
             for c in args.concurrency:
-                r = load(url, c, args.seconds, texts_file)
-                results[name].append(r)
-                print(
-                    f"{name:<22} c={c:<4} {r['throughput_rps']:8.1f} req/s"
-                    f"  p99 {r['p99_ms']:8.1f} ms",
-                    flush=True,
-                )
-    results["c: in-process ceiling"] = [
-        ceiling(bundle_dir, args, texts, c, min(args.seconds, 5.0)) for c in args.concurrency
-    ]
+                points = [(name, load(url, c, args.seconds, texts_file))]
+                if name.startswith("a:"):
+                    # right after (a)'s point, with (a)'s server idle: a/c compares two
+                    # measurements taken under the same conditions on a machine whose speed drifts
+                    ceil = ceiling(bundle_dir, args, texts, c, min(args.seconds, 5.0))
+                    points.append(("c: in-process ceiling", ceil))
+                for label, r in points:
+                    results[label].append(r)
+                    print(
+                        f"{label:<22} c={c:<4} {r['throughput_rps']:8.1f} req/s"
+                        f"  p99 {r['p99_ms']:8.1f} ms",
+                        flush=True,
+                    )
     generative = generative_path(args, bundle_dir) if args.generative else None
     report(results, args, generative)
 
