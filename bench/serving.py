@@ -32,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from thumbloop.settings import Settings  # noqa: E402  (after the path fix, for direct runs)
 
+DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
+
 
 def chat_messages(limit: int = 2000) -> list[str]:
     """Chat-length messages from the shipped validation data (intents and tweets)."""
@@ -117,7 +119,7 @@ def ceiling(
     from serving.predictor import predict_bucketed
 
     bundle = load_bundle(bundle_dir, resolve_device(args.device), use_cpu_bf16(args.cpu_bf16))
-    chunk = Settings.model_fields["sub_batch_size"].default
+    chunk = DEFAULTS["sub_batch_size"]
     for _ in range(3):
         predict_bucketed(bundle, texts[:concurrency], chunk=chunk)
     lat, n, i = [], 0, 0
@@ -189,15 +191,14 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument(
         "--cpu-bf16",
-        default=Settings.model_fields["cpu_bf16"].default,
+        default=DEFAULTS["cpu_bf16"],
         choices=["auto", "on", "off"],
         help="bf16 autocast on a CPU, for the server and the ceiling alike",
     )
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     ap.add_argument("--seconds", type=float, default=8.0)
-    defaults = Settings.model_fields
-    ap.add_argument("--max-batch-size", type=int, default=defaults["max_batch_size"].default)
-    ap.add_argument("--max-wait-ms", type=float, default=defaults["max_wait_ms"].default)
+    ap.add_argument("--max-batch-size", type=int, default=DEFAULTS["max_batch_size"])
+    ap.add_argument("--max-wait-ms", type=float, default=DEFAULTS["max_wait_ms"])
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "bench/results")))
     ap.add_argument(
         "--generative",

@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-import torch
 from fastapi import FastAPI, HTTPException, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -279,7 +278,7 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
             alias=uri.split("@", 1)[1] if uri.startswith("models:/") and "@" in uri else None,
             loaded_at=active.loaded_at.isoformat(),
             device=str(state.device),
-            compute_dtype=str(active.bundle.compute_dtype or torch.float32).removeprefix("torch."),
+            compute_dtype=active.bundle.compute_dtype_name,
             domain=active.bundle.meta.get("domain"),
             intents=len(active.bundle.intents),
             reply_strategy=settings.reply_strategy,

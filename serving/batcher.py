@@ -155,9 +155,12 @@ class DynamicBatcher(Generic[In, Out]):
         assert loop is not None
         while (batch := self._take()) is not None:
             now = time.perf_counter()
-            live = [p for p in batch if not p.future.done() and p.deadline > now]
-            if len(live) < len(batch):
-                loop.call_soon_threadsafe(self._expire, [p for p in batch if p not in live])
+            live: list[_Pending[In, Out]] = []
+            expired: list[_Pending[In, Out]] = []
+            for p in batch:
+                (live if not p.future.done() and p.deadline > now else expired).append(p)
+            if expired:
+                loop.call_soon_threadsafe(self._expire, expired)
             if not live:
                 continue
             try:

@@ -50,6 +50,11 @@ class LoadedBundle:
     compute_dtype: torch.dtype | None = None  # inference autocast (None: fp32)
 
     @property
+    def compute_dtype_name(self) -> str:
+        """``float32``, or the autocast dtype (``bfloat16`` / ``float16``)."""
+        return str(self.compute_dtype or torch.float32).removeprefix("torch.")
+
+    @property
     def intents(self) -> list[str]:
         return list(self.meta["intents"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -19,6 +20,7 @@ def resolve_device(name: str = "auto", cpu_threads: int | None = None) -> torch.
     return device
 
 
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX: bf16 matrix products in hardware (elsewhere they are emulated)."""
     try:

@@ -70,7 +70,7 @@ def load_active(
         resolved.version,
         uri,
         device,
-        bundle.compute_dtype or torch.float32,
+        bundle.compute_dtype_name,
         time.perf_counter() - start,
     )
     return ActiveModel(bundle, resolved.version, uri)

@@ -12,6 +12,21 @@ def _double(xs: Sequence[int]) -> list[int]:
     return [2 * x for x in xs]
 
 
+def _sized(
+    max_batch_size: int, max_wait_ms: float, max_queue: int
+) -> tuple[DynamicBatcher[int, int], list[int]]:
+    """A doubling batcher and the sizes of the batches it runs."""
+    sizes: list[int] = []
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        _double,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        max_queue=max_queue,
+        on_batch=lambda s: sizes.append(s.size),
+    )
+    return b, sizes
+
+
 async def test_concurrent_requests_share_a_batch() -> None:
     seen: list[BatchStats] = []
     b: DynamicBatcher[int, int] = DynamicBatcher(
@@ -27,14 +42,7 @@ async def test_concurrent_requests_share_a_batch() -> None:
 
 
 async def test_batches_never_exceed_max_size() -> None:
-    sizes: list[int] = []
-    b: DynamicBatcher[int, int] = DynamicBatcher(
-        _double,
-        max_batch_size=3,
-        max_wait_ms=20,
-        max_queue=100,
-        on_batch=lambda s: sizes.append(s.size),
-    )
+    b, sizes = _sized(3, 20, 100)
     b.start()
     try:
         out = await asyncio.gather(*(b.submit(i, timeout=5) for i in range(10)))
@@ -45,14 +53,7 @@ async def test_batches_never_exceed_max_size() -> None:
 
 
 async def test_batch_size_one_disables_batching() -> None:
-    sizes: list[int] = []
-    b: DynamicBatcher[int, int] = DynamicBatcher(
-        _double,
-        max_batch_size=1,
-        max_wait_ms=50,
-        max_queue=100,
-        on_batch=lambda s: sizes.append(s.size),
-    )
+    b, sizes = _sized(1, 50, 100)
     b.start()
     try:
         await asyncio.gather(*(b.submit(i, timeout=5) for i in range(5)))
@@ -186,14 +187,7 @@ async def test_streamed_outputs_must_cover_every_input_once(
 
 
 async def test_a_lone_request_runs_at_once_but_busy_traffic_waits_for_company() -> None:
-    sizes: list[int] = []
-    b: DynamicBatcher[int, int] = DynamicBatcher(
-        _double,
-        max_batch_size=4,
-        max_wait_ms=60_000,
-        max_queue=10,
-        on_batch=lambda s: sizes.append(s.size),
-    )
+    b, sizes = _sized(4, 60_000, 10)
     b.start()
     try:
         # quiet: nobody else is coming, so the minute-long window is not waited out

@@ -20,14 +20,27 @@ def _model(encoder: BertModel, normalize: bool) -> ThumbloopModel:
     return ThumbloopModel(encoder, HeadsConfig(n_intents=5, hidden_size=width, normalize=normalize))
 
 
+def _tiny(
+    vocab: int, hidden: int, layers: int, heads: int, inter: int, normalize: bool = False
+) -> ThumbloopModel:
+    config = BertConfig(
+        vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+        num_attention_heads=heads, intermediate_size=inter,
+    )  # fmt: skip
+    return _model(BertModel(config, add_pooling_layer=False), normalize)
+
+
+def _minilm() -> tuple[Any, ThumbloopModel]:
+    """The shipped encoder's tokenizer and a model on it, in eval mode."""
+    path = default_encoder_path()
+    encoder = BertModel.from_pretrained(path, add_pooling_layer=False)
+    return AutoTokenizer.from_pretrained(path), _model(encoder, True).eval()
+
+
 @pytest.mark.parametrize("normalize", [False, True])
 def test_tiny_encoder_same_logits_with_and_without_padding(normalize: bool) -> None:
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=32,
-    )  # fmt: skip
-    model = _model(BertModel(config, add_pooling_layer=False), normalize).eval()
+    model = _tiny(50, 16, layers=2, heads=4, inter=32, normalize=normalize).eval()
     ids = torch.randint(1, 50, (4, 9))
     mask = torch.tensor([[1] * 9, [1] * 3 + [0] * 6, [1] + [0] * 8, [1] * 6 + [0] * 3])
     with torch.inference_mode():
@@ -40,9 +53,7 @@ def test_tiny_encoder_same_logits_with_and_without_padding(normalize: bool) -> N
 
 
 def test_shipped_minilm_same_logits_on_real_messages() -> None:
-    path = default_encoder_path()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = _model(BertModel.from_pretrained(path, add_pooling_layer=False), True).eval()
+    tokenizer, model = _minilm()
     texts = ["hi", "my card was charged twice at the same shop yesterday, why?", "where is it"]
     enc = tokenizer(texts, padding=True, return_tensors="pt")
     with torch.inference_mode():
@@ -54,21 +65,13 @@ def test_shipped_minilm_same_logits_on_real_messages() -> None:
 
 
 def test_infer_refuses_training_mode() -> None:
-    config = BertConfig(
-        vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=8,
-    )  # fmt: skip
-    model = _model(BertModel(config, add_pooling_layer=False), False).train()
+    model = _tiny(10, 8, layers=1, heads=2, inter=8).train()
     with pytest.raises(RuntimeError, match="eval mode"):
         model.infer(torch.ones(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.long))
 
 
 def test_fused_projections_follow_weights_changed_in_place() -> None:
-    config = BertConfig(
-        vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=8,
-    )  # fmt: skip
-    model = _model(BertModel(config, add_pooling_layer=False), False).eval()
+    model = _tiny(20, 8, layers=1, heads=2, inter=8).eval()
     ids, mask = torch.randint(1, 20, (2, 4)), torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
     with torch.inference_mode():
         before = model.infer(ids, mask)[0]
@@ -86,9 +89,7 @@ def test_cpu_bf16_is_opt_in_and_keeps_the_answers() -> None:
     assert autocast_dtype(cpu) is None and autocast_dtype(cpu, cpu_bf16=True) == torch.bfloat16
     assert use_cpu_bf16("on") and not use_cpu_bf16("off")
     assert use_cpu_bf16("auto") == cpu_has_native_bf16()
-    path = default_encoder_path()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = _model(BertModel.from_pretrained(path, add_pooling_layer=False), True).eval()
+    tokenizer, model = _minilm()
     texts = ["where is my new card", "I was charged twice!!", "thanks a lot", "how do I top up"]
     enc = tokenizer(texts, padding=True, return_tensors="pt")
     with torch.inference_mode():
