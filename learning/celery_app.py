@@ -19,7 +19,17 @@ def _transport_options(settings: Settings) -> dict[str, int]:
     # timeout (unacknowledged messages come back on a clean shutdown, not after a hard kill)
     if settings.effective_broker_url.startswith("sqla+"):
         return {}
-    return {"visibility_timeout": settings.visibility_timeout_s}
+    timeout = settings.visibility_timeout_s
+    # Redis looks for expired unacked messages only every interval x throttle seconds (kombu's
+    # default 10 x 10 = 100 s); scan every quarter timeout (1-60 s) so a killed worker's task
+    # comes back soon after its visibility timeout, not minutes later. A worker killed during a
+    # scan leaves the scan's mutex behind; kombu's 5 minutes would stall redelivery that long.
+    return {
+        "visibility_timeout": timeout,
+        "unacked_restore_interval": min(60, max(1, timeout // 4)),
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": min(300, max(10, timeout)),
+    }
 
 
 def create_celery(settings: Settings) -> Celery:

@@ -106,6 +106,20 @@ def _worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _stop_worker(worker: subprocess.Popen[bytes], grace_s: float = 30) -> None:
+    """Warm shutdown, then SIGKILL: every vote is stored before this runs, and with late acks
+    a killed worker loses nothing either way; a loaded machine can outlast any fixed grace."""
+    if worker.poll() is not None:
+        return
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        log.warning("worker still running %.0f s after SIGTERM: killing it", grace_s)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
 def _evaluate(settings: Settings, domain: Domain) -> tuple[str, float]:
     client = configure(settings)
     champion = alias_version(client, settings.model_name, "champion")
@@ -307,9 +321,7 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
     finally:
         queue.close()
         engine.dispose()
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(30)
+        _stop_worker(worker)
     reference = reference_accuracy(full, settings.device)
     final = alias_version(configure(settings), settings.model_name, "champion")
     report = {

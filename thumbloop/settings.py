@@ -195,7 +195,10 @@ class Settings(BaseSettings):
         default=0.05, gt=0, le=1, description="Most of a retrain's votes one rater may supply."
     )
     visibility_timeout_s: int = Field(
-        default=3_600, ge=1, description="Redis broker: unacked tasks are redelivered after this."
+        default=3_600,
+        ge=1,
+        description="Redis broker: a task taken by a worker that died is redelivered this many "
+        "seconds after it was taken (checked every quarter of it, 1-60 s).",
     )
 
     @field_validator("home")

@@ -117,7 +117,10 @@ def test_a_killed_worker_loses_no_vote(tmp_path: Path, pg_url: str, clean_redis:
         stop_worker(proc, signal.SIGKILL)  # mid-stream: the task in hand was not acknowledged
         assert _count(pg_url, VoteRow) < n
         proc = start_worker(env)
-        wait_until(lambda: _count(pg_url, VoteRow) == n, 120, what=f"all {n} votes")
+        try:
+            wait_until(lambda: _count(pg_url, VoteRow) == n, 120, what=f"all {n} votes")
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {_count(pg_url, VoteRow)} stored") from None
     finally:
         queue.close()
         stop_worker(proc)

@@ -31,3 +31,28 @@ def test_invalid_values_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("THUMBLOOP_DEVICE", "tpu")
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_redis_broker_rescans_unacked_tasks_within_the_visibility_timeout(tmp_path: Path) -> None:
+    from learning.celery_app import create_celery
+
+    def options(visibility_timeout_s: int = 3600) -> dict[str, int]:
+        settings = Settings(
+            home=tmp_path,
+            broker_url="redis://127.0.0.1:6379/9",
+            visibility_timeout_s=visibility_timeout_s,
+        )
+        return dict(create_celery(settings).conf.broker_transport_options)
+
+    quick = options(3)
+    assert quick["visibility_timeout"] == 3
+    # every scan counts (no throttle), at least once a second, mutex never outliving a few scans
+    assert quick["unacked_restore_throttle"] == 1
+    assert quick["unacked_restore_interval"] == 1
+    assert quick["unacked_mutex_expire"] == 10
+    slow = options()
+    assert slow["visibility_timeout"] == 3600
+    assert slow["unacked_restore_interval"] * slow["unacked_restore_throttle"] == 60
+    assert slow["unacked_mutex_expire"] == 300
+    embedded = Settings(home=tmp_path)
+    assert not create_celery(embedded).conf.broker_transport_options
