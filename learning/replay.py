@@ -1,11 +1,12 @@
 """The seed rows replayed in a retrain, and their weights.
 
 Replay keeps old skills: a sample of the domain's training data is mixed into every retrain. Votes
-never label the out-of-scope class (a thumb on a clarifying reply is ambiguous, so those are
-skipped), so without care every round of in-scope votes shrinks that class's share of the training
-weight; the head's out-of-scope prior falls with it and out-of-scope recall drops round after
-round (seen in the simulator: 79 % -> 70 % over 3,000 votes, -1.9 pt of golden accuracy). The
-replayed out-of-scope rows are therefore weighted up so the class keeps its seed share.
+label the out-of-scope class far less often than its share of the traffic (only a 👍 on a
+clarifying reply does, and only where those count: ``Settings.clarifying_votes``), so without care
+every round of in-scope votes shrinks that class's share of the training weight; the head's
+out-of-scope prior falls with it and out-of-scope recall drops round after round (seen in the
+simulator: 79 % -> 70 % over 3,000 votes, -1.9 pt of golden accuracy). The replayed out-of-scope
+rows are therefore weighted up so the class, votes included, keeps its seed share.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ def replay_set(
     share = sum(e.label == out_of_scope for e in train) / len(train) if train else 0.0
     if not oos_rows or not 0 < share < 1:
         return rows, weights
-    labelled = sum(w for v, w in zip(votes, vote_weights, strict=True) if v.sign > 0)
-    in_scope = labelled + len(rows) - len(oos_rows)
+    positive = [(v, w) for v, w in zip(votes, vote_weights, strict=True) if v.sign > 0]
+    oos_votes = sum(w for v, w in positive if v.label == out_of_scope)
+    in_scope = sum(w for v, w in positive if v.label != out_of_scope) + len(rows) - len(oos_rows)
     wanted = share * in_scope / (1 - share)  # the oos weight that keeps its seed share
-    factor = max(1.0, wanted / len(oos_rows))
+    factor = max(1.0, (wanted - oos_votes) / len(oos_rows))
     for i in oos_rows:
         weights[i] = factor
     return rows, weights

@@ -5,6 +5,7 @@ Phases: collect votes -> evaluate champion -> cache + fine-tune -> calibrate -> 
 candidate -> gate -> save + register (+ `challenger`, + `champion` only with auto-promote).
 While seed rows + votes are few per intent (``TrainConfig.tuned_layers``), the encoder stays
 frozen and only the intent head is refit (a logistic regression, 👎 as complementary labels).
+Thumbs on clarifying replies label the out-of-scope class (``Settings.clarifying_votes``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,13 @@ from learning.promotion import promote
 from learning.registry import alias_version, configure
 from learning.replay import replay_set
 from learning.retrain_report import register_candidate
-from learning.thumbs import ThumbExample, build_examples, reply_judgements, split_recent
+from learning.thumbs import (
+    ThumbExample,
+    VoteRecord,
+    build_examples,
+    reply_judgements,
+    split_recent,
+)
 from learning.train import evaluate_bundle, fine_tune
 from serving.bundle import LoadedBundle, load_bundle
 from serving.device import resolve_device
@@ -83,6 +90,18 @@ def retrain_if_due(
         if not held:
             return {"due": True, "skipped": "another retrain is running"}
         return run_retrain(settings, engine, progress=progress) | {"new_votes": count}
+
+
+def intent_examples(
+    votes: list[VoteRecord], intents: list[str], out_of_scope: str | None, settings: Settings
+) -> list[ThumbExample]:
+    """The votes a retrain learns the intents from: on the model's own intents, and on its
+    clarifying replies (predicted out of scope) unless ``settings.clarifying_votes`` is off."""
+    skip = {out_of_scope} if out_of_scope and not settings.clarifying_votes else set()
+    known = set(intents)
+    return build_examples(
+        [v for v in votes if v.intent in known], settings.max_rater_share, frozenset(skip)
+    )
 
 
 def _golden(bundle: LoadedBundle, domain: Domain) -> tuple[dict[str, float], list[str], list[str]]:
@@ -203,11 +222,7 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
     with session_scope(engine) as s:
         votes = vote_records(s)
         run_row = start_run(s, "retrain")
-    examples = build_examples(
-        [v for v in votes if v.intent in set(base.intents)],
-        settings.max_rater_share,
-        skip_intents=frozenset({base.out_of_scope} if base.out_of_scope else set()),
-    )
+    examples = intent_examples(votes, base.intents, base.out_of_scope, settings)
     train_ex, held = split_recent(examples, HOLDOUT)
     if not train_ex:
         with session_scope(engine) as s:

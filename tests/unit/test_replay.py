@@ -19,7 +19,8 @@ def _votes(n: int, sign: int = 1) -> list[ThumbExample]:
 
 def _oos_share(rows: list[Example], weights: list[float], votes: list[ThumbExample]) -> float:
     oos = sum(w for e, w in zip(rows, weights, strict=True) if e.label == "out_of_scope")
-    labelled = sum(v.sign > 0 for v in votes) + sum(
+    oos += sum(v.sign > 0 and v.label == "out_of_scope" for v in votes)
+    labelled = sum(v.sign > 0 and v.label != "out_of_scope" for v in votes) + sum(
         w for e, w in zip(rows, weights, strict=True) if e.label != "out_of_scope"
     )
     return oos / (oos + labelled)
@@ -35,6 +36,24 @@ def test_out_of_scope_keeps_its_seed_share_however_many_votes() -> None:
         assert all(
             w == 1.0 for e, w in zip(rows, weights, strict=True) if e.label != "out_of_scope"
         )
+
+
+def test_out_of_scope_votes_count_towards_its_share() -> None:
+    train = _train(10, 5)  # 20 % out of scope
+    votes = _votes(300) + [
+        ThumbExample(f"o{i}", f"off topic {i}", "out_of_scope", 1, 1.0, T0) for i in range(50)
+    ]
+    rows, weights = replay_set(train, votes, [1.0] * len(votes), "out_of_scope", seed=0)
+    assert abs(_oos_share(rows, weights, votes) - 0.2) < 1e-9
+    alone, alone_w = replay_set(train, votes[:300], [1.0] * 300, "out_of_scope", seed=0)
+    oos_weight = sum(w for e, w in zip(rows, weights, strict=True) if e.label == "out_of_scope")
+    alone_oos = sum(w for e, w in zip(alone, alone_w, strict=True) if e.label == "out_of_scope")
+    assert abs(alone_oos - oos_weight - 50) < 1e-9  # the 50 votes replace replay weight
+    many = votes[:300] + [
+        ThumbExample(f"o{i}", f"off topic {i}", "out_of_scope", 1, 1.0, T0) for i in range(500)
+    ]
+    _, many_w = replay_set(train, many, [1.0] * len(many), "out_of_scope", seed=0)
+    assert many_w == [1.0] * len(many_w)  # never weighted below 1
 
 
 def test_complementary_votes_add_no_class_weight_and_nothing_is_weighted_down() -> None:

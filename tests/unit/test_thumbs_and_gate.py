@@ -1,4 +1,5 @@
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import torch
@@ -188,3 +189,29 @@ def test_distillation_loss_matches_the_teacher() -> None:
     elsewhere = torch.log(torch.tensor([[0.1, 0.2, 0.7]]))
     ce = nn.CrossEntropyLoss(reduction="none")
     assert float(batch_loss(at_teacher, b, ce)) < float(batch_loss(elsewhere, b, ce))
+
+
+def test_thumbs_on_clarifying_replies_label_out_of_scope_unless_switched_off(
+    tmp_path: Path,
+) -> None:
+    from learning.retrain import intent_examples
+    from thumbloop.settings import Settings
+
+    def on(iid: str, intent: str, value: int) -> VoteRecord:
+        return VoteRecord(iid, f"text {iid}", intent, 0.2, f"r-{iid}", value, T0)
+
+    votes = [
+        on("a", "out_of_scope", 1),
+        on("b", "out_of_scope", -1),
+        on("c", "card_arrival", 1),
+        on("d", "retired_intent", 1),  # not an intent of this model: never used
+    ]
+    intents = ["card_arrival", "out_of_scope"]
+    got = intent_examples(votes, intents, "out_of_scope", Settings(home=tmp_path))
+    assert {(e.interaction_id, e.label, e.sign) for e in got} == {
+        ("a", "out_of_scope", 1),
+        ("b", "out_of_scope", -1),
+        ("c", "card_arrival", 1),
+    }
+    off = Settings(home=tmp_path, clarifying_votes=False)
+    assert [e.interaction_id for e in intent_examples(votes, intents, "out_of_scope", off)] == ["c"]
