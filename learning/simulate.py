@@ -322,7 +322,8 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
         queue.close()
         engine.dispose()
         _stop_worker(worker)
-    reference = reference_accuracy(full, settings.device)
+    shown = load_domain(seed_dir).train + pool[:sent]
+    reference = reference_accuracy(full, settings.device, shown)
     final = alias_version(configure(settings), settings.model_name, "champion")
     report = {
         "domain": full.name,

@@ -88,6 +88,9 @@ def test_small_simulation_improves_accuracy(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "out/learning_curve.json").read_text())
     assert saved["final_model"].startswith("models:/thumbloop-sim/")
     assert 0 < saved["supervised_reference"]["accuracy"] <= 1
+    shown = saved["supervised_reference"]["shown"]  # seed rows + voted messages, true labels
+    assert 250 <= shown["train_examples"] <= 3 * len(INTENTS) + 260
+    assert 0 < shown["accuracy"] <= 1
 
 
 @pytest.mark.slow
