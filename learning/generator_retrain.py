@@ -29,10 +29,12 @@ from typing import Any, Literal
 
 import torch
 
+from learning.generator_base import publish_base, stamp_base_uri
 from learning.kto import (
     GoldenPrompt,
     KtoConfig,
     KtoExample,
+    base_of,
     implied_rewards,
     ranking_auc,
     reply_quality,
@@ -186,6 +188,8 @@ def retrain_generator(
     result = train_adapter(
         champion, train, cfg, out, base_spec=base_spec, device=device, progress=progress
     )
+    inherited = read_manifest(champion.folder).get("base_uri") if champion.base else None
+    stamp_base_uri(result.folder, str(inherited or publish_base(settings, base_of(champion))))
     candidate = resolve_generator(str(result.folder), settings.home)
     labels = [e.label for e in held]
     auc_champ = ranking_auc(implied_rewards(champion, held, cfg.beta, device), labels)

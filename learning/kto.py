@@ -162,7 +162,7 @@ def ranking_auc(rewards: Sequence[float] | np.ndarray, labels: Sequence[bool]) -
 # --- models ------------------------------------------------------------------------------------
 
 
-def _base_of(source: GeneratorSource) -> GeneratorSource:
+def base_of(source: GeneratorSource) -> GeneratorSource:
     base = source.base or source
     if base.base is not None:
         raise ValueError(f"{source.folder}: an adapter over an adapter is not supported")
@@ -173,7 +173,7 @@ def _load_tokenizer(source: GeneratorSource) -> Any:
     from transformers import AutoTokenizer
 
     own = (source.folder / "tokenizer_config.json").is_file()
-    folder = source.folder if own else _base_of(source).folder
+    folder = source.folder if own else base_of(source).folder
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -185,7 +185,7 @@ def _load_base(source: GeneratorSource) -> Any:
 
     # float32 weights; on CUDA the trainer's bf16 autocast does the speed-up
     return AutoModelForCausalLM.from_pretrained(
-        _base_of(source).folder, dtype=torch.float32, local_files_only=True
+        base_of(source).folder, dtype=torch.float32, local_files_only=True
     )
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.bundle import BundleError, find_bundle_dir
+from serving.bundle import GENERATOR_DIR, BundleError, find_bundle_dir
+from serving.generator_source import MANIFEST
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,12 @@ def resolve(uri_or_path: str, tracking_uri: str, cache_dir: Path) -> ResolvedMod
     assert version is not None
     dst = cache_dir / name / version
     try:
-        return ResolvedModel(uri_or_path, f"{name}/{version}", find_bundle_dir(dst))
+        bundle_dir = find_bundle_dir(dst)
     except BundleError:
         pass
+    else:
+        fetch_generator_base(bundle_dir, tracking_uri, cache_dir)
+        return ResolvedModel(uri_or_path, f"{name}/{version}", bundle_dir)
     # download beside the cache entry, then rename: a crash never leaves a half-written entry
     partial = dst.with_name(f".{version}.partial-{uuid.uuid4().hex[:8]}")
     partial.mkdir(parents=True)
@@ -97,4 +102,48 @@ def resolve(uri_or_path: str, tracking_uri: str, cache_dir: Path) -> ResolvedMod
     finally:
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)
-    return ResolvedModel(uri_or_path, f"{name}/{version}", find_bundle_dir(dst))
+    bundle_dir = find_bundle_dir(dst)
+    fetch_generator_base(bundle_dir, tracking_uri, cache_dir)
+    return ResolvedModel(uri_or_path, f"{name}/{version}", bundle_dir)
+
+
+def fetch_generator_base(bundle_dir: Path, tracking_uri: str, cache_dir: Path) -> None:
+    """A cached bundle's reply generator (a LoRA adapter) names the MLflow copy of its base
+    (``base_uri``, see ``learning.generator_base``): download that base once per host into
+    ``cache_dir/generator-bases/`` and point the adapter at it, so the bundle serves exactly the
+    base it was trained on, on hosts that never had it."""
+    import mlflow.artifacts
+
+    manifest_path = bundle_dir / GENERATOR_DIR / MANIFEST
+    if not manifest_path.is_file():
+        return
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    uri = manifest.get("base_uri")
+    if not uri:
+        return
+    dst = cache_dir / "generator-bases" / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    if not (dst / "config.json").is_file():
+        partial = dst.with_name(f".{dst.name}.partial-{uuid.uuid4().hex[:8]}")
+        partial.mkdir(parents=True)
+        try:
+            got = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=uri, dst_path=str(partial), tracking_uri=tracking_uri
+                )
+            )
+            if not (got / "config.json").is_file():
+                raise BundleError(f"{uri}: not a causal LM folder (no config.json)")
+            if dst.exists():
+                shutil.rmtree(dst)
+            try:
+                os.replace(got, dst)
+            except OSError:  # another process on this host fetched it first
+                if not (dst / "config.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    if manifest.get("base") != str(dst):
+        manifest["base"] = str(dst)
+        manifest_path.write_text(
+            json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )

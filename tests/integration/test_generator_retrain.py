@@ -12,6 +12,7 @@ import httpx
 import pytest
 from safetensors.torch import load_file
 
+from learning.generator_base import publish_base
 from learning.registry import configure, log_and_register
 from learning.retrain import run_retrain
 from serving.app import create_app
@@ -117,9 +118,22 @@ def test_votes_on_generated_replies_train_a_generator_that_serving_follows(
         settings.home / "models",
     )
     adapter = resolved.bundle_dir / "generator"
-    assert read_manifest(adapter)["base"] == str(lm)
+    manifest = read_manifest(adapter)
+    # the base is logged to MLflow once and fetched from there: the bundle is complete on a
+    # host that never had the configured base folder
+    assert manifest["base_uri"] == publish_base(settings, resolve_generator(str(lm), tmp_path))
+    fetched = settings.home / "models" / "generator-bases"
+    assert Path(manifest["base"]).parent == fetched
     source = resolve_generator(str(adapter), settings.home)
-    assert source.base is not None and source.base.folder == lm.resolve()
+    assert source.base is not None and source.base.folder == Path(manifest["base"])
+    assert source.base.version == resolve_generator(str(lm), tmp_path).version
+    assert load_file(str(source.base.folder / "model.safetensors")).keys() == (
+        load_file(str(lm / "model.safetensors")).keys()
+    )
+    bases = client.search_runs(
+        [run.info.experiment_id], filter_string="tags.kind = 'generator-base'"
+    )
+    assert len(bases) == 1  # publish_base above found it, logged nothing twice
     assert version.tags["generator"] == source.version
     lora_b = [
         t for k, t in load_file(str(adapter / "adapter_model.safetensors")).items() if "lora_B" in k
