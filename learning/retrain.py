@@ -97,10 +97,13 @@ def intent_examples(
 ) -> list[ThumbExample]:
     """The votes a retrain learns the intents from: on the model's own intents, and on its
     clarifying replies (predicted out of scope) unless ``settings.clarifying_votes`` is off."""
-    skip = {out_of_scope} if out_of_scope and not settings.clarifying_votes else set()
+    oos = frozenset({out_of_scope} if out_of_scope else set())
     known = set(intents)
     return build_examples(
-        [v for v in votes if v.intent in known], settings.max_rater_share, frozenset(skip)
+        [v for v in votes if v.intent in known],
+        settings.max_rater_share,
+        skip_intents=frozenset() if settings.clarifying_votes else oos,
+        no_belief=oos,
     )
 
 

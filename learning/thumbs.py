@@ -49,11 +49,14 @@ class ThumbExample:
 CONFIDENT, UNSURE = 0.8, 0.3
 
 
-def rater_trust(votes: Sequence[VoteRecord]) -> dict[str, float]:
+def rater_trust(
+    votes: Sequence[VoteRecord], no_belief: frozenset[str] = frozenset()
+) -> dict[str, float]:
     """Trust in [0, 1]: 2 * agreement - 1 with a prior of two agreements (an unseen rater is
     trusted). Agreement counts votes that match the other raters' majority on the same message
     (all raters' if the others tie), or where no majority exists the model's confident belief:
-    👍 when it was confident, 👎 when it was unsure."""
+    👍 when it was confident, 👎 when it was unsure. Predictions of ``no_belief`` intents (out
+    of scope: low confidence is why they were predicted) hold no belief to compare with."""
     by_item: dict[str, list[VoteRecord]] = defaultdict(list)
     for v in votes:
         by_item[v.interaction_id].append(v)
@@ -66,6 +69,8 @@ def rater_trust(votes: Sequence[VoteRecord]) -> dict[str, float]:
             majority = others if others != 0 else (everyone if len(item) > 2 else 0)
             if majority != 0:
                 reference = 1 if majority > 0 else -1
+            elif v.intent in no_belief:
+                continue
             elif v.confidence >= CONFIDENT:
                 reference = 1
             elif v.confidence <= UNSURE:
@@ -100,11 +105,11 @@ def cap_shares(weights: dict[str, float], max_share: float) -> dict[str, float]:
 
 
 def weighted_items(
-    votes: Sequence[VoteRecord], max_share: float
+    votes: Sequence[VoteRecord], max_share: float, no_belief: frozenset[str] = frozenset()
 ) -> list[tuple[list[VoteRecord], float]]:
     """Each rated interaction with its consensus score: the sum of its votes, each weighted by
     its rater's trust and per-rater cap (positive: 👍 wins; zero when the raters cancel out)."""
-    trust = rater_trust(votes)
+    trust = rater_trust(votes, no_belief)
     per_rater_total: dict[str, float] = defaultdict(float)
     for v in votes:
         per_rater_total[v.rater] += trust[v.rater]
@@ -120,12 +125,15 @@ def weighted_items(
 
 
 def build_examples(
-    votes: Sequence[VoteRecord], max_share: float, skip_intents: frozenset[str] = frozenset()
+    votes: Sequence[VoteRecord],
+    max_share: float,
+    skip_intents: frozenset[str] = frozenset(),
+    no_belief: frozenset[str] = frozenset(),
 ) -> list[ThumbExample]:
     """Intent examples: 👍 → the predicted intent is right, 👎 → it is wrong (not on generated
-    replies, where a 👎 may be about the wording)."""
+    replies, where a 👎 may be about the wording). ``no_belief``: see :func:`rater_trust`."""
     out: list[ThumbExample] = []
-    for item, score in weighted_items(votes, max_share):
+    for item, score in weighted_items(votes, max_share, no_belief):
         first = item[0]
         if first.intent in skip_intents or abs(score) < 1e-6:
             continue

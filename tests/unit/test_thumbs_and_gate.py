@@ -43,6 +43,19 @@ def test_lone_raters_are_judged_against_confident_model_beliefs() -> None:
     assert trust["honest"] > 0.9 and trust["liar"] == 0.0
 
 
+def test_clarifying_replies_hold_no_model_belief_to_judge_raters_by() -> None:
+    def on_oos(iid: str, rater: str, value: int) -> VoteRecord:
+        return VoteRecord(iid, f"text {iid}", "out_of_scope", 0.2, rater, value, T0)
+
+    # low confidence is why a message was judged out of scope: a 👍 there is not a disagreement
+    honest = [on_oos(f"h{i}", "honest", 1) for i in range(30)]
+    contrarian = [on_oos(f"c{i}", "contrarian", -1) for i in range(30)]
+    naive = rater_trust(honest + contrarian)
+    assert naive["honest"] == 0.0 and naive["contrarian"] > 0.9  # what it used to conclude
+    fair = rater_trust(honest + contrarian, no_belief=frozenset({"out_of_scope"}))
+    assert fair["honest"] == fair["contrarian"] == 1.0  # no evidence either way: the prior
+
+
 def test_cap_shares_limits_any_single_rater() -> None:
     capped = cap_shares({"big": 100.0, **{f"r{i}": 1.0 for i in range(30)}}, max_share=0.1)
     assert capped["big"] <= 0.1 * sum(capped.values()) + 1e-9
