@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from serving.bundle import GENERATOR_DIR, BundleError, find_bundle_dir
 from serving.generator_source import MANIFEST
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,9 +114,9 @@ def fetch_generator_base(bundle_dir: Path, tracking_uri: str, cache_dir: Path) -
     """A cached bundle's reply generator (a LoRA adapter) names the MLflow copy of its base
     (``base_uri``, see ``learning.generator_base``): download that base once per host into
     ``cache_dir/generator-bases/`` and point the adapter at it, so the bundle serves exactly the
-    base it was trained on, on hosts that never had it."""
-    import mlflow.artifacts
-
+    base it was trained on, on hosts that never had it. A failed fetch is logged and leaves the
+    adapter's own ``base`` in place: the classifier still loads, and a generator that cannot load
+    falls back to template replies."""
     manifest_path = bundle_dir / GENERATOR_DIR / MANIFEST
     if not manifest_path.is_file():
         return
@@ -122,28 +125,40 @@ def fetch_generator_base(bundle_dir: Path, tracking_uri: str, cache_dir: Path) -
     if not uri:
         return
     dst = cache_dir / "generator-bases" / hashlib.sha256(uri.encode()).hexdigest()[:16]
-    if not (dst / "config.json").is_file():
-        partial = dst.with_name(f".{dst.name}.partial-{uuid.uuid4().hex[:8]}")
-        partial.mkdir(parents=True)
-        try:
-            got = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=uri, dst_path=str(partial), tracking_uri=tracking_uri
-                )
-            )
-            if not (got / "config.json").is_file():
-                raise BundleError(f"{uri}: not a causal LM folder (no config.json)")
-            if dst.exists():
-                shutil.rmtree(dst)
-            try:
-                os.replace(got, dst)
-            except OSError:  # another process on this host fetched it first
-                if not (dst / "config.json").is_file():
-                    raise
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
+    try:
+        if not (dst / "config.json").is_file():
+            _download_base(uri, tracking_uri, dst)
+    except Exception as exc:  # whatever went wrong, the classifier must still load
+        log.warning(
+            "generator base %s not fetched (%s); keeping base %r", uri, exc, manifest.get("base")
+        )
+        return
     if manifest.get("base") != str(dst):
         manifest["base"] = str(dst)
         manifest_path.write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
+
+
+def _download_base(uri: str, tracking_uri: str, dst: Path) -> None:
+    import mlflow.artifacts
+
+    partial = dst.with_name(f".{dst.name}.partial-{uuid.uuid4().hex[:8]}")
+    partial.mkdir(parents=True)
+    try:
+        got = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(partial), tracking_uri=tracking_uri
+            )
+        )
+        if not (got / "config.json").is_file():
+            raise BundleError(f"{uri}: not a causal LM folder (no config.json)")
+        if dst.exists():
+            shutil.rmtree(dst)
+        try:
+            os.replace(got, dst)
+        except OSError:  # another process on this host fetched it first
+            if not (dst / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

@@ -4,6 +4,8 @@ as "no champion": ``thumbloop train --if-no-champion`` would then register a see
 from __future__ import annotations
 
 import http.server
+import json
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,3 +65,31 @@ def test_train_if_no_champion_stops_when_the_registry_refuses(
     assert result.exit_code != 0
     assert "cannot ask" in result.output and "401" in result.output
     assert not (tmp_path / "bundles").exists()  # nothing was trained
+
+
+def test_a_generator_base_that_cannot_be_fetched_leaves_the_bundle_loadable(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from serving.source import fetch_generator_base
+
+    adapter = tmp_path / "bundle" / "generator"
+    adapter.mkdir(parents=True)
+    manifest = {"version": "kto-1", "base": "smollm2", "base_uri": f"file://{tmp_path}/gone"}
+    (adapter / "generator.json").write_text(json.dumps(manifest))
+    with caplog.at_level(logging.WARNING, logger="serving.source"):
+        fetch_generator_base(tmp_path / "bundle", f"sqlite:///{tmp_path}/x.db", tmp_path / "cache")
+    assert json.loads((adapter / "generator.json").read_text()) == manifest
+    assert "not fetched" in caplog.text
+    assert not list((tmp_path / "cache").glob("generator-bases/*"))  # no half-written base
+
+
+def test_a_bundle_without_a_logged_base_is_left_alone(tmp_path: Path) -> None:
+    from serving.source import fetch_generator_base
+
+    fetch_generator_base(tmp_path, "sqlite:///unused.db", tmp_path / "cache")  # no generator
+    adapter = tmp_path / "generator"
+    adapter.mkdir()
+    (adapter / "generator.json").write_text(json.dumps({"version": "v", "base": "smollm2"}))
+    fetch_generator_base(tmp_path, "sqlite:///unused.db", tmp_path / "cache")
+    assert json.loads((adapter / "generator.json").read_text())["base"] == "smollm2"
+    assert not (tmp_path / "cache").exists()
