@@ -8,12 +8,11 @@ as ``base_uri``. Serving downloads it from there (``serving.source``), once per 
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 from learning.registry import configure, experiment_id
-from serving.generator_source import MANIFEST, GeneratorSource, read_manifest
+from serving.generator_source import MANIFEST, GeneratorSource, read_manifest, write_manifest
 from thumbloop.settings import Settings
 
 BASE_ARTIFACT = "generator-base"
@@ -45,20 +44,10 @@ def publish_base(settings: Settings, base: GeneratorSource) -> str:
         client.log_artifacts(run.info.run_id, str(base.folder), BASE_ARTIFACT)
         # the copy keeps the version it has here (a folder without one is named by its path)
         with tempfile.TemporaryDirectory() as tmp:
-            manifest = Path(tmp) / MANIFEST
-            named = read_manifest(base.folder) | {"version": base.version}
-            manifest.write_text(json.dumps(named, indent=2, ensure_ascii=False) + "\n")
-            client.log_artifact(run.info.run_id, str(manifest), BASE_ARTIFACT)
+            write_manifest(Path(tmp), read_manifest(base.folder) | {"version": base.version})
+            client.log_artifact(run.info.run_id, str(Path(tmp) / MANIFEST), BASE_ARTIFACT)
     except BaseException:
         client.set_terminated(run.info.run_id, status="FAILED")
         raise
     client.set_terminated(run.info.run_id)
     return f"runs:/{run.info.run_id}/{BASE_ARTIFACT}"
-
-
-def stamp_base_uri(adapter: Path, uri: str) -> None:
-    """Name where the adapter's base lives in MLflow, in the adapter's ``generator.json``."""
-    path = adapter / MANIFEST
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    manifest["base_uri"] = uri
-    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

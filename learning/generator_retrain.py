@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import torch
 
-from learning.generator_base import publish_base, stamp_base_uri
+from learning.generator_base import publish_base
 from learning.kto import (
     GoldenPrompt,
     KtoConfig,
@@ -43,7 +43,12 @@ from learning.kto import (
 )
 from learning.thumbs import ReplyJudgement
 from serving.generator import Sampling, load_generator
-from serving.generator_source import GeneratorSource, read_manifest, resolve_generator
+from serving.generator_source import (
+    GeneratorSource,
+    read_manifest,
+    resolve_generator,
+    write_manifest,
+)
 from serving.reply_prompt import PromptInput, build_messages
 from thumbloop.domain import Domain, ResponseVariant
 from thumbloop.settings import Settings
@@ -189,7 +194,8 @@ def retrain_generator(
         champion, train, cfg, out, base_spec=base_spec, device=device, progress=progress
     )
     inherited = read_manifest(champion.folder).get("base_uri") if champion.base else None
-    stamp_base_uri(result.folder, str(inherited or publish_base(settings, base_of(champion))))
+    base_uri = str(inherited or publish_base(settings, base_of(champion)))
+    write_manifest(result.folder, read_manifest(result.folder) | {"base_uri": base_uri})
     candidate = resolve_generator(str(result.folder), settings.home)
     labels = [e.label for e in held]
     auc_champ = ranking_auc(implied_rewards(champion, held, cfg.beta, device), labels)

@@ -18,7 +18,6 @@ prefer what users liked; ``reply_quality`` measures what it now writes on golden
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -39,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from learning.reply_facts import fact_coverage, likes_reply, word_count
 from serving.generator import Generator, Sampling
-from serving.generator_source import MANIFEST, GeneratorSource
+from serving.generator_source import GeneratorSource, write_manifest
 from serving.guardrails import check_reply
 
 log = logging.getLogger(__name__)
@@ -329,9 +328,7 @@ def train_adapter(
             "start": start.version,
             "config": cfg.model_dump(),
         }
-        (partial / MANIFEST).write_text(
-            json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        write_manifest(partial, manifest)
         if out.exists():
             out.rmdir()  # empty (checked above): replaced by the finished folder
         os.replace(partial, out)

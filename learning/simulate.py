@@ -322,7 +322,7 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
         queue.close()
         engine.dispose()
         _stop_worker(worker)
-    shown = load_domain(seed_dir).train + pool[:sent]
+    shown = seed_domain.train + pool[:sent]
     reference = reference_accuracy(full, settings.device, shown)
     final = alias_version(configure(settings), settings.model_name, "champion")
     report = {

@@ -79,6 +79,12 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return data
 
 
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    (folder / MANIFEST).write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+
+
 def folder_digest(folder: Path) -> str:
     """A content digest of a model folder's top-level files (cheap for multi-GB weights)."""
     h = hashlib.sha256()
@@ -126,7 +132,7 @@ def convert_gguf(gguf: Path, out: Path, version: str, source: dict[str, Any]) ->
             "source": source,
             "converted_at": datetime.now(UTC).isoformat(),
         }
-        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        write_manifest(partial, manifest)
         if out.exists():
             shutil.rmtree(out)
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serving.bundle import GENERATOR_DIR, BundleError, find_bundle_dir
-from serving.generator_source import MANIFEST
+from serving.generator_source import read_manifest, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +116,8 @@ def fetch_generator_base(bundle_dir: Path, tracking_uri: str, cache_dir: Path) -
     base it was trained on, on hosts that never had it. A failed fetch is logged and leaves the
     adapter's own ``base`` in place: the classifier still loads, and a generator that cannot load
     falls back to template replies."""
-    manifest_path = bundle_dir / GENERATOR_DIR / MANIFEST
-    if not manifest_path.is_file():
-        return
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    adapter = bundle_dir / GENERATOR_DIR
+    manifest = read_manifest(adapter)
     uri = manifest.get("base_uri")
     if not uri:
         return
@@ -134,10 +131,7 @@ def fetch_generator_base(bundle_dir: Path, tracking_uri: str, cache_dir: Path) -
         )
         return
     if manifest.get("base") != str(dst):
-        manifest["base"] = str(dst)
-        manifest_path.write_text(
-            json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        write_manifest(adapter, manifest | {"base": str(dst)})
 
 
 def _download_base(uri: str, tracking_uri: str, dst: Path) -> None:
