@@ -66,5 +66,19 @@ class TrainConfig(BaseModel):
         description="Fine-tune under bf16 autocast on a CPU with native bf16 (AVX512-BF16, AMX): "
         "2.3-2.5x faster steps; weights, optimiser and loss stay fp32.",
     )
+    time_budget_s: float | None = Field(
+        default=540,
+        gt=0,
+        description="Wall-clock budget of a training run, load to saved bundle (MLflow logging "
+        "adds a few seconds): fine-tuning stops planning steps that would run past it, less "
+        "``tail_reserve_s``, measured on its own step rate. Keeps the seed under 10 minutes on "
+        "slow CPUs (an AVX2-only 2-core machine needed 724 s unbudgeted). None: no limit.",
+    )
+    tail_reserve_s: float = Field(
+        default=75,
+        ge=0,
+        description="Seconds kept for what follows fine-tuning (refit, calibrate, evaluate, "
+        "save: measured 44-50 s for banking on 2 CPU cores).",
+    )
     seed: int = 0
     device: str = "auto"

@@ -24,6 +24,7 @@ import torch
 from sqlalchemy import Engine
 
 from learning.batches import INTENT, SENTIMENT, cache_lower
+from learning.budget import StepBudget
 from learning.calibrate import choose_oos_threshold
 from learning.config import TrainConfig
 from learning.feedback_store import (
@@ -69,6 +70,8 @@ RETRAIN_CONFIG = TrainConfig(
     lr_heads=1e-3,
     warmup_ratio=0.1,
     max_sentiment_examples=4000,
+    time_budget_s=270,  # the target is 5 minutes for 10,000 votes on 2 CPU cores
+    tail_reserve_s=60,  # calibrate, golden + held-out evaluation, registration
 )
 HOLDOUT = 0.2
 
@@ -134,6 +137,7 @@ def _train_candidate(
     train_ex: list[ThumbExample],
     cfg: TrainConfig,
     progress: bool,
+    budget: StepBudget | None = None,
 ) -> dict[str, float]:
     model, tok, device = bundle.model, bundle.tokenizer, bundle.device
     ids = {name: i for i, name in enumerate(bundle.intents)}
@@ -189,9 +193,14 @@ def _train_candidate(
                     model.upper(b.hidden, b.mask, frozen) if frozen < model.n_layers else b.hidden
                 )
                 b.soft = torch.softmax(model.heads(model.pool(hidden, b.mask))[1].float(), -1)
-    losses = fine_tune(model, batches, cfg, frozen, device, progress)
+    budget = budget or StepBudget(deadline=None)
+    losses = fine_tune(model, batches, cfg, frozen, device, progress, budget)
     batches.clear()
-    return stats | {"final_loss": losses[-1] if losses else float("nan")}
+    return stats | {
+        "final_loss": losses[-1] if losses else float("nan"),
+        "fine_tune_steps": float(budget.total),
+        "fine_tune_planned_steps": float(budget.planned),
+    }
 
 
 def _calibrate(bundle: LoadedBundle, domain: Domain, cfg: TrainConfig) -> float:
@@ -207,6 +216,11 @@ def _calibrate(bundle: LoadedBundle, domain: Domain, cfg: TrainConfig) -> float:
 
 def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -> dict[str, Any]:
     start = time.perf_counter()
+    budget = StepBudget(
+        deadline=time.monotonic() + RETRAIN_CONFIG.time_budget_s - RETRAIN_CONFIG.tail_reserve_s
+        if RETRAIN_CONFIG.time_budget_s
+        else None
+    )
     client = configure(settings)
     champion = alias_version(client, settings.model_name, "champion")
     if champion is None:
@@ -244,7 +258,7 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
     champ_metrics["heldout_vote_agreement"], champ_held = _heldout(base, held)
     cfg = RETRAIN_CONFIG.model_copy(update={"device": settings.device})
     candidate = load_bundle(resolved.bundle_dir, device)  # trained in place; `base` stays as is
-    train_stats = _train_candidate(candidate, domain, train_ex, cfg, progress)
+    train_stats = _train_candidate(candidate, domain, train_ex, cfg, progress, budget)
     candidate.meta["oos_threshold"] = _calibrate(candidate, domain, cfg)
     cand_metrics, _, cand_pred = _golden(candidate, domain)
     cand_metrics["heldout_vote_agreement"], cand_held = _heldout(candidate, held)

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, BertModel
 
 from learning.batches import INTENT, SENTIMENT, Batch, cache_lower
+from learning.budget import StepBudget
 from learning.calibrate import choose_oos_threshold
 from learning.config import TrainConfig
 from learning.encoder import default_encoder_path
@@ -96,7 +97,11 @@ def fine_tune(
     frozen: int,
     device: torch.device,
     progress: bool,
+    budget: StepBudget | None = None,
 ) -> list[float]:
+    """Tune the top ``n_layers - frozen`` layers and both heads; ``budget`` may cut the
+    planned steps to what fits its deadline (the schedule then decays over the cut total)."""
+    budget = budget or StepBudget(deadline=None)
     tuned = [p for layer in model.encoder.encoder.layer[frozen:] for p in layer.parameters()]
     heads = list(model.intent_head.parameters()) + list(model.sentiment_head.parameters())
     for p in model.parameters():
@@ -112,7 +117,7 @@ def fine_tune(
     def repeats(b: Batch) -> int:
         return cfg.intent_repeats if b.task == INTENT else 1
 
-    total = cfg.epochs * sum(repeats(b) for b in batches)
+    total = budget.plan(cfg.epochs * sum(repeats(b) for b in batches))
     warmup = int(cfg.warmup_ratio * total)
     ce = nn.CrossEntropyLoss(reduction="none", label_smoothing=cfg.label_smoothing)
     dtype = train_dtype(cfg, device)
@@ -126,6 +131,8 @@ def fine_tune(
         rng.shuffle(order)
         running = 0.0
         for i in order:
+            if step >= total:
+                break
             b = batches[i]
             for g, lr in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = lr * _schedule(step, total, warmup)
@@ -143,6 +150,10 @@ def fine_tune(
             running += float(loss.detach())
             step += 1
             bar.update(1)
+            if budget.step_done(step) < total:
+                total = budget.total
+                bar.total = total
+                bar.refresh()
             if step % 50 == 0:
                 bar.set_postfix(epoch=epoch + 1, loss=f"{running / 50:.3f}")
                 losses.append(running / 50)
@@ -191,6 +202,11 @@ def train_domain(
     cfg = cfg or TrainConfig()
     _seed_everything(cfg.seed)
     phases = _Phases()
+    budget = StepBudget(
+        deadline=time.monotonic() + cfg.time_budget_s - cfg.tail_reserve_s
+        if cfg.time_budget_s
+        else None
+    )
     device = resolve_device(cfg.device)
     bf16 = train_dtype(cfg, device) is not None
     tuned = cfg.tuned_layers(len(domain.train), len(domain.intents), bf16)
@@ -250,7 +266,7 @@ def train_domain(
         phases.run("fit_heads", lambda: fit_frozen_heads(model, batches, cfg.head_c))
     else:
         losses = phases.run(
-            "fine_tune", lambda: fine_tune(model, batches, cfg, frozen, device, progress)
+            "fine_tune", lambda: fine_tune(model, batches, cfg, frozen, device, progress, budget)
         )
         phases.run("refit_heads", lambda: refit_head(model, batches, cfg, frozen))
     model.eval()
@@ -285,6 +301,8 @@ def train_domain(
     metrics["oos_threshold"] = threshold
     metrics["final_loss"] = losses[-1] if losses else math.nan
     metrics["tuned_layers"] = tuned
+    metrics["fine_tune_steps"] = budget.total
+    metrics["fine_tune_planned_steps"] = budget.planned
     meta = {
         "domain": domain.name,
         "intents": list(domain.intents),

@@ -83,6 +83,13 @@ def db_downgrade(ctx: click.Context, revision: str) -> None:
 @click.option("--layers-to-tune", type=int, default=None, help="Top encoder layers to tune (0-6).")
 @click.option("--max-sentiment", type=int, default=None, help="Cap sentiment training rows.")
 @click.option("--seed", type=int, default=None)
+@click.option(
+    "--time-budget",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds the training may take (default 540; 0: no limit). Fine-tuning plans fewer "
+    "steps when its measured step rate would run past it.",
+)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Bundle folder.")
 @click.option("--no-register", is_flag=True, help="Only write the bundle; no MLflow run.")
 @click.option(
@@ -97,6 +104,7 @@ def train(
     layers_to_tune: int | None,
     max_sentiment: int | None,
     seed: int | None,
+    time_budget: float | None,
     out: Path | None,
     no_register: bool,
     if_no_champion: bool,
@@ -129,6 +137,8 @@ def train(
         "device": settings.device,
     }
     cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    if time_budget is not None:
+        cfg = cfg.model_copy(update={"time_budget_s": time_budget or None})
     try:
         result = train_and_register(
             settings, domain_dir, cfg, out_dir=out, register=not no_register

@@ -1,0 +1,61 @@
+"""A wall-clock budget for a training loop: cut the planned steps to what fits.
+
+The seed must train within 10 minutes on 2 CPU cores, and CPUs differ by 2x or more (one with
+native bf16 tunes all six layers in the time an AVX2-only one needs for two). Rather than tune
+the epochs per machine, the loop measures its own step rate on its first steps and, if the
+planned steps would run past the deadline, plans fewer; the learning-rate schedule decays over
+the new total, so a cut run still ends at a low learning rate. It re-measures every ``every``
+steps (other work on the machine slows it down) and only ever shortens the plan.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepBudget:
+    deadline: float | None  # on ``clock``; None: no limit
+    skip: int = 5  # first steps warm caches and allocators: not timed
+    probe: int = 20  # steps timed before the first estimate
+    every: int = 50
+    clock: Callable[[], float] = time.monotonic
+    planned: int = 0
+    total: int = 0
+    _t0: float | None = field(default=None, repr=False)
+
+    def plan(self, steps: int) -> int:
+        self.planned = self.total = steps
+        return steps
+
+    @property
+    def cut(self) -> bool:
+        return self.total < self.planned
+
+    def step_done(self, step: int) -> int:
+        """Call after step number ``step`` (1-based) finished; returns the (new) total."""
+        if self.deadline is None:
+            return self.total
+        now = self.clock()
+        if step == self.skip:
+            self._t0 = now
+        timed = step - self.skip
+        if self._t0 is None or timed < self.probe or (timed - self.probe) % self.every:
+            return self.total
+        per_step = (now - self._t0) / timed
+        fits = step + int(max(0.0, self.deadline - now) / per_step)
+        if fits < self.total:
+            first = not self.cut
+            self.total = max(step, fits)
+            (log.warning if first else log.info)(
+                "time budget: %d of %d planned steps fit (%.0f ms/step)",
+                self.total,
+                self.planned,
+                per_step * 1000,
+            )
+        return self.total
