@@ -46,7 +46,7 @@ def main() -> None:
     from learning.seed import train_and_register
     from learning.sim_data import few_shot_domain
     from learning.simulate import SimConfig, round_messages
-    from serving.device import resolve_device
+    from serving.device import cpu_has_native_bf16, cpu_model, resolve_device
     from serving.engine import load_active
     from thumbloop.domain import load_domain
     from thumbloop.settings import Settings
@@ -98,12 +98,16 @@ def main() -> None:
         "seed_seconds": round(seed_s, 1),
         "retrain_seconds": round(wall, 1),
         "tuned_layers": metrics.get("tuned_layers"),
+        "fine_tune_steps": metrics.get("fine_tune_steps"),
+        "fine_tune_planned_steps": metrics.get("fine_tune_planned_steps"),
         "replay_examples": metrics.get("replay_examples"),
         "gate": result.get("gate"),
         "champion_golden_intent_accuracy": metrics.get("champion_golden_intent_accuracy"),
         "candidate_golden_intent_accuracy": metrics.get("candidate_golden_intent_accuracy"),
         "device": args.device,
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }

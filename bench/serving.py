@@ -289,6 +289,8 @@ def report(
     from rich.console import Console
     from rich.table import Table
 
+    from serving.device import cpu_has_native_bf16, cpu_model
+
     table = Table(
         title=f"serving benchmark ({args.device}, {os.cpu_count()} cpus, "
         f"{args.seconds:.0f} s per point)"
@@ -323,6 +325,8 @@ def report(
     payload = {
         "device": args.device,
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
         "python": platform.python_version(),
         "seconds_per_point": args.seconds,
         "max_batch_size": args.max_batch_size,

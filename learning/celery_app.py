@@ -2,8 +2,10 @@
 
 Embedded default (no server): kombu's SQLAlchemy transport on a SQLite file as the broker and a
 SQLite result backend, both under THUMBLOOP_HOME. Production: Redis
-(``THUMBLOOP_BROKER_URL=redis://...``). Training tasks go to their own ``training`` queue so GPU
-hosts can consume only those (``thumbloop worker --queues training``).
+(``THUMBLOOP_BROKER_URL=redis://...``) or RabbitMQ (``amqp://...``, with a Redis or database
+result backend), which has no message-loss window when a worker is killed. Training tasks go
+to their own ``training`` queue so GPU hosts can consume only those
+(``thumbloop worker --queues training``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from thumbloop.tasks import DEFAULT_QUEUE, RETRAIN_IF_DUE, ROUTES, TRAINING_QUEU
 
 def _transport_options(settings: Settings) -> dict[str, int]:
     # kombu's SQLAlchemy transport hands its options to create_engine; it has no visibility
-    # timeout (unacknowledged messages come back on a clean shutdown, not after a hard kill)
-    if settings.effective_broker_url.startswith("sqla+"):
+    # timeout (unacknowledged messages come back on a clean shutdown, not after a hard kill).
+    # RabbitMQ takes a dead consumer's unacknowledged messages back by itself.
+    if not settings.effective_broker_url.startswith(("redis", "rediss", "sentinel")):
         return {}
     timeout = settings.visibility_timeout_s
     # Redis looks for expired unacked messages only every interval x throttle seconds (kombu's

@@ -56,3 +56,5 @@ def test_redis_broker_rescans_unacked_tasks_within_the_visibility_timeout(tmp_pa
     assert slow["unacked_mutex_expire"] == 300
     embedded = Settings(home=tmp_path)
     assert not create_celery(embedded).conf.broker_transport_options
+    rabbit = Settings(home=tmp_path, broker_url="amqp://guest:guest@127.0.0.1:5672//")
+    assert not create_celery(rabbit).conf.broker_transport_options  # redelivery is the broker's
