@@ -8,7 +8,7 @@ import json
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -121,14 +121,30 @@ def _send_votes(queue: TaskQueue, n: int) -> None:
         queue.send(RECORD_VOTE, vote_payload(_vote(item, 1 if i % 2 else -1, rater=f"r{i}")))
 
 
-def _restart_and_wait(env: dict[str, str], pg_url: str, n: int) -> subprocess.Popen[bytes]:
-    assert _count(pg_url, VoteRow) < n
+def _kill_mid_stream(
+    env: dict[str, str],
+    broker: str,
+    pg_url: str,
+    n: int,
+    kill: Callable[[subprocess.Popen[bytes]], None],
+) -> None:
+    """Queue n votes, start a worker, ``kill`` it after its first 10 votes, start another:
+    all n votes must be stored."""
+    queue = TaskQueue(broker)
+    _send_votes(queue, n)
     proc = start_worker(env)
     try:
-        wait_until(lambda: _count(pg_url, VoteRow) == n, 120, what=f"all {n} votes")
-    except AssertionError as e:
-        raise AssertionError(f"{e}: {_count(pg_url, VoteRow)} stored") from None
-    return proc
+        wait_until(lambda: _count(pg_url, VoteRow) >= 10, 60, interval=0.05, what="the first votes")
+        kill(proc)
+        assert _count(pg_url, VoteRow) < n
+        proc = start_worker(env)
+        try:
+            wait_until(lambda: _count(pg_url, VoteRow) == n, 120, what=f"all {n} votes")
+        except AssertionError as e:
+            raise AssertionError(f"{e}: {_count(pg_url, VoteRow)} stored") from None
+    finally:
+        queue.close()
+        stop_worker(proc)
 
 
 def _lock_waiters(pg_url: str) -> int:
@@ -152,12 +168,8 @@ def test_a_worker_killed_mid_task_loses_no_vote(
     is in hand for sure: a kill while a BRPOP reply is in flight to the worker can lose that one
     message on Redis (celery#4354, kombu#305; README), which is why RabbitMQ is tested below."""
     env = _env(tmp_path, pg_url, clean_redis, clean_redis, THUMBLOOP_VISIBILITY_TIMEOUT_S="3")
-    queue = TaskQueue(clean_redis)
-    n = 60
-    _send_votes(queue, n)
-    proc = start_worker(env)
-    try:
-        wait_until(lambda: _count(pg_url, VoteRow) >= 10, 60, interval=0.05, what="the first votes")
+
+    def kill_while_locked(proc: subprocess.Popen[bytes]) -> None:
         engine = make_engine(pg_url)
         with engine.connect() as conn:
             conn.execute(text("LOCK TABLE votes IN ACCESS EXCLUSIVE MODE"))
@@ -165,10 +177,8 @@ def test_a_worker_killed_mid_task_loses_no_vote(
             stop_worker(proc, signal.SIGKILL)
             conn.rollback()
         engine.dispose()
-        proc = _restart_and_wait(env, pg_url, n)
-    finally:
-        queue.close()
-        stop_worker(proc)
+
+    _kill_mid_stream(env, clean_redis, pg_url, 60, kill_while_locked)
 
 
 def _purge_rabbitmq(url: str) -> None:
@@ -189,17 +199,8 @@ def test_a_killed_worker_loses_no_vote_on_rabbitmq(
     SIGKILL at any moment of the stream loses nothing, with no visibility timeout to wait out."""
     _purge_rabbitmq(RABBITMQ)
     env = _env(tmp_path, pg_url, RABBITMQ, clean_redis, THUMBLOOP_RESULT_BACKEND=clean_redis)
-    queue = TaskQueue(RABBITMQ)
-    n = 150
-    _send_votes(queue, n)
-    proc = start_worker(env)
-    try:
-        wait_until(lambda: _count(pg_url, VoteRow) >= 10, 60, interval=0.05, what="the first votes")
-        stop_worker(proc, signal.SIGKILL)  # mid-stream: the task in hand was not acknowledged
-        proc = _restart_and_wait(env, pg_url, n)
-    finally:
-        queue.close()
-        stop_worker(proc)
+    # a SIGKILL mid-stream: the task in hand was not acknowledged
+    _kill_mid_stream(env, RABBITMQ, pg_url, 150, lambda proc: stop_worker(proc, signal.SIGKILL))
 
 
 def test_embedded_broker_needs_no_redis(tmp_path: Path) -> None:
