@@ -103,7 +103,8 @@ def register_tasks(app: Celery, settings: Settings) -> None:
                     VoteRow.interaction_id == iid, VoteRow.rater == vote.rater
                 )
             )
-            upsert_vote(s, vote)
+            if not upsert_vote(s, vote):
+                return "stale"  # delivered after a newer vote by the same rater: nothing changes
             target = reply_of(s, iid)
         if target:
             safe_posterior(target[0], target[1], old, vote.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,19 @@ def test_votes_replace_and_interactions_are_idempotent(db_url: str) -> None:
         assert s.query(InteractionRow).count() == 1
         votes = {v.rater: v.value for v in votes_for(s, str(item.interaction_id))}
         assert votes == {alice: -1, bob: 1}
+    # a queue may deliver an older vote after a newer one (retries, redelivery): the newer stays
+    now = datetime.now(UTC)
+    first, second = (
+        Vote(interaction_id=item.interaction_id, rater=bob, value=v, platform="telegram", at=at)
+        for v, at in ((-1, now - timedelta(seconds=1)), (1, now))
+    )
+    with session_scope(engine) as s:
+        assert upsert_vote(s, second)
+        assert not upsert_vote(s, first)
+    with session_scope(engine) as s:
+        votes = {v.rater: v.value for v in votes_for(s, str(item.interaction_id))}
+        assert votes == {alice: -1, bob: 1}
+        assert upsert_vote(s, second)  # the same vote redelivered: applied again, no change
         assert forget_user(s, alice) == (1, 1)
     with session_scope(engine) as s:
         assert {v.rater for v in votes_for(s, str(item.interaction_id))} == {bob}

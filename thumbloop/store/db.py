@@ -79,8 +79,10 @@ def upsert_interaction(session: Session, item: Interaction) -> None:
     session.execute(stmt.on_conflict_do_nothing(index_elements=["interaction_id"]))
 
 
-def upsert_vote(session: Session, vote: Vote) -> None:
-    """One vote per (interaction, rater): a newer vote replaces the older one."""
+def upsert_vote(session: Session, vote: Vote) -> bool:
+    """One vote per (interaction, rater): the vote cast last (``Vote.at``) wins, whatever order
+    the queue delivers them in (a retried or redelivered task can overtake a newer one).
+    Returns False when a newer vote was already stored and this one changed nothing."""
     stmt = _insert_for(session)(VoteRow).values(
         interaction_id=str(vote.interaction_id),
         rater=vote.rater,
@@ -91,9 +93,15 @@ def upsert_vote(session: Session, vote: Vote) -> None:
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=["interaction_id", "rater"],
-        set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+        set_={
+            "value": stmt.excluded.value,
+            "voted_at": stmt.excluded.voted_at,
+            "updated_at": stmt.excluded.updated_at,
+        },
+        where=VoteRow.voted_at <= stmt.excluded.voted_at,
     )
-    session.execute(stmt)
+    result: Any = session.execute(stmt)
+    return bool(result.rowcount)
 
 
 def votes_for(session: Session, interaction_id: str) -> list[VoteRow]:
