@@ -91,6 +91,8 @@ class ServingState:
             self.device,
             s.max_seq_len,
             use_cpu_bf16(s.cpu_bf16),
+            # only a generative server loads the bundle's generator, and so needs its base
+            fetch_generator_base=self.generator is not None,
         )
         settle_heap()
         return active

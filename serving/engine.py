@@ -59,8 +59,9 @@ def load_active(
     device: torch.device,
     max_seq_len: int,
     cpu_bf16: bool = False,
+    fetch_generator_base: bool = True,
 ) -> ActiveModel:
-    resolved: ResolvedModel = resolve(uri, tracking_uri, cache_dir)
+    resolved: ResolvedModel = resolve(uri, tracking_uri, cache_dir, fetch_base=fetch_generator_base)
     bundle = load_bundle(resolved.bundle_dir, device, cpu_bf16)
     start = time.perf_counter()
     for n in (1, 4, 16):  # warm up kernels and allocator for a few batch shapes

@@ -62,7 +62,12 @@ def alias_target(tracking_uri: str, name: str, alias: str) -> str | None:
         raise
 
 
-def resolve(uri_or_path: str, tracking_uri: str, cache_dir: Path) -> ResolvedModel:
+def resolve(
+    uri_or_path: str, tracking_uri: str, cache_dir: Path, *, fetch_base: bool = True
+) -> ResolvedModel:
+    """A local bundle path, or a ``models:/`` URI downloaded once into ``cache_dir``. With
+    ``fetch_base`` the bundle's reply generator gets its base model too (``fetch_generator_base``,
+    about 0.5 GB once per host): a server that only writes template replies passes False."""
     path = Path(uri_or_path).expanduser()
     if not uri_or_path.startswith("models:/"):
         if not path.exists():
@@ -85,7 +90,8 @@ def resolve(uri_or_path: str, tracking_uri: str, cache_dir: Path) -> ResolvedMod
     except BundleError:
         pass
     else:
-        fetch_generator_base(bundle_dir, tracking_uri, cache_dir)
+        if fetch_base:
+            fetch_generator_base(bundle_dir, tracking_uri, cache_dir)
         return ResolvedModel(uri_or_path, f"{name}/{version}", bundle_dir)
     # download beside the cache entry, then rename: a crash never leaves a half-written entry
     partial = dst.with_name(f".{version}.partial-{uuid.uuid4().hex[:8]}")
@@ -105,7 +111,8 @@ def resolve(uri_or_path: str, tracking_uri: str, cache_dir: Path) -> ResolvedMod
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)
     bundle_dir = find_bundle_dir(dst)
-    fetch_generator_base(bundle_dir, tracking_uri, cache_dir)
+    if fetch_base:
+        fetch_generator_base(bundle_dir, tracking_uri, cache_dir)
     return ResolvedModel(uri_or_path, f"{name}/{version}", bundle_dir)
 
 
