@@ -86,8 +86,22 @@ def wait_until(check: Any, timeout: float, interval: float = 0.3, what: str = "c
 
 @contextmanager
 def flushed_redis(url: str) -> Iterator[str]:
-    """A Redis database of the machine's server, emptied before and after use."""
+    """A Redis database of the machine's server, emptied before and after use. Refused while
+    something else consumes a queue there (a worker leaked by an earlier run would take this
+    test's tasks and the test would fail for no visible reason)."""
     client = redis.Redis.from_url(url)
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    stray = [
+        c["addr"]
+        for c in client.client_list()
+        if str(c.get("db")) == str(db) and c.get("cmd") in ("brpop", "blpop", "blmove")
+    ]
+    if stray:
+        client.close()
+        raise RuntimeError(
+            f"{url}: another process is consuming queues here ({', '.join(stray)}); "
+            "stop the stray worker (ps aux | grep 'thumbloop worker') and run again"
+        )
     client.flushdb()
     try:
         yield url
