@@ -29,6 +29,12 @@ class StepBudget:
     total: int = 0
     _t0: float | None = field(default=None, repr=False)
 
+    @classmethod
+    def from_now(cls, budget_s: float | None, reserve_s: float = 0.0) -> StepBudget:
+        """A budget of ``budget_s`` seconds from now, ``reserve_s`` of them kept for the work
+        after the loop; None: no limit."""
+        return cls(deadline=time.monotonic() + budget_s - reserve_s if budget_s else None)
+
     def plan(self, steps: int) -> int:
         self.planned = self.total = steps
         return steps

@@ -216,11 +216,7 @@ def _calibrate(bundle: LoadedBundle, domain: Domain, cfg: TrainConfig) -> float:
 
 def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -> dict[str, Any]:
     start = time.perf_counter()
-    budget = StepBudget(
-        deadline=time.monotonic() + RETRAIN_CONFIG.time_budget_s - RETRAIN_CONFIG.tail_reserve_s
-        if RETRAIN_CONFIG.time_budget_s
-        else None
-    )
+    budget = StepBudget.from_now(RETRAIN_CONFIG.time_budget_s, RETRAIN_CONFIG.tail_reserve_s)
     client = configure(settings)
     champion = alias_version(client, settings.model_name, "champion")
     if champion is None:

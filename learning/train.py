@@ -202,11 +202,7 @@ def train_domain(
     cfg = cfg or TrainConfig()
     _seed_everything(cfg.seed)
     phases = _Phases()
-    budget = StepBudget(
-        deadline=time.monotonic() + cfg.time_budget_s - cfg.tail_reserve_s
-        if cfg.time_budget_s
-        else None
-    )
+    budget = StepBudget.from_now(cfg.time_budget_s, cfg.tail_reserve_s)
     device = resolve_device(cfg.device)
     bf16 = train_dtype(cfg, device) is not None
     tuned = cfg.tuned_layers(len(domain.train), len(domain.intents), bf16)
