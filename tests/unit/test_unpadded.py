@@ -10,6 +10,7 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from learning.encoder import default_encoder_path
+from serving import unpadded
 from serving.device import autocast_dtype, cpu_has_native_bf16, use_cpu_bf16
 from serving.model import HeadsConfig, ThumbloopModel
 
@@ -37,12 +38,18 @@ def _minilm() -> tuple[Any, ThumbloopModel]:
     return AutoTokenizer.from_pretrained(path), _model(encoder, True).eval()
 
 
-@pytest.mark.parametrize("normalize", [False, True])
-def test_tiny_encoder_same_logits_with_and_without_padding(normalize: bool) -> None:
+@pytest.mark.parametrize(("normalize", "group_cost"), [(False, None), (True, None), (True, 0)])
+def test_tiny_encoder_same_logits_with_and_without_padding(
+    normalize: bool, group_cost: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if group_cost is not None:  # 0: every distinct length gets its own attention group
+        monkeypatch.setattr(unpadded, "GROUP_COST", group_cost)
     torch.manual_seed(0)
     model = _tiny(50, 16, layers=2, heads=4, inter=32, normalize=normalize).eval()
-    ids = torch.randint(1, 50, (4, 9))
-    mask = torch.tensor([[1] * 9, [1] * 3 + [0] * 6, [1] + [0] * 8, [1] * 6 + [0] * 3])
+    ids = torch.randint(1, 50, (5, 9))
+    mask = torch.tensor(
+        [[1] * 9, [1] * 3 + [0] * 6, [1] + [0] * 8, [1] * 6 + [0] * 3, [0, 0, 1, 1, 1, 0, 0, 0, 0]]
+    )
     with torch.inference_mode():
         padded = model(ids, mask)
         packed = model.infer(ids, mask)
@@ -62,6 +69,16 @@ def test_shipped_minilm_same_logits_on_real_messages() -> None:
     assert enc["attention_mask"].float().mean() < 0.8  # the batch really is padded
     for a, b in zip(padded, packed, strict=True):
         assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+
+
+def test_attention_groups_split_where_padding_would_cost_more_than_a_call() -> None:
+    lengths = [8, 74, 9, 8, 10, 8, 9, 8, 8, 9, 8]
+    groups = unpadded.attention_groups(lengths)
+    assert groups == [[0, 3, 5, 7, 8, 10, 2, 6, 9, 4], [1]]  # the long message alone
+    assert unpadded.attention_groups([12] * 6) == [[0, 1, 2, 3, 4, 5]]
+    assert unpadded.attention_groups([5, 3, 5, 4], group_cost=0) == [[1], [3], [0, 2]]
+    assert unpadded.attention_groups([5, 3, 5, 4], group_cost=10**9) == [[1, 3, 0, 2]]
+    assert unpadded.attention_groups([]) == []
 
 
 def test_infer_refuses_training_mode() -> None:
