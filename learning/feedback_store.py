@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from learning.thumbs import VoteRecord
-from thumbloop.store.schema import DroppedTaskRow, InteractionRow, TrainingRunRow, VoteRow
+from thumbloop.store.schema import LIVE, DroppedTaskRow, InteractionRow, TrainingRunRow, VoteRow
 
 
 def _aware(t: datetime) -> datetime:
@@ -21,9 +21,9 @@ def _aware(t: datetime) -> datetime:
 def vote_records(session: Session) -> list[VoteRecord]:
     """Every vote whose interaction is known (votes still waiting for theirs are left out)."""
     rows = session.execute(
-        select(VoteRow, InteractionRow).join(
-            InteractionRow, InteractionRow.interaction_id == VoteRow.interaction_id
-        )
+        select(VoteRow, InteractionRow)
+        .join(InteractionRow, InteractionRow.interaction_id == VoteRow.interaction_id)
+        .where(LIVE)
     )
     return [
         VoteRecord(
@@ -52,7 +52,7 @@ def last_candidate_at(session: Session) -> datetime | None:
 
 def new_votes_since(session: Session, since: datetime | None) -> tuple[int, datetime | None]:
     """(count, oldest time) of votes newer than ``since`` (all votes when None)."""
-    q = select(func.count(VoteRow.id), func.min(VoteRow.updated_at))
+    q = select(func.count(VoteRow.id), func.min(VoteRow.updated_at)).where(LIVE)
     if since is not None:
         q = q.where(VoteRow.updated_at > since)
     count, oldest = session.execute(q).one()

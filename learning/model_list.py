@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from learning.registry import configure
 from thumbloop.settings import Settings
 from thumbloop.store.db import make_engine, session_scope
-from thumbloop.store.schema import InteractionRow, VoteRow
+from thumbloop.store.schema import LIVE, InteractionRow, VoteRow
 
 
 def _vote_stats(settings: Settings) -> dict[str, tuple[int, float]]:
@@ -22,6 +22,7 @@ def _vote_stats(settings: Settings) -> dict[str, tuple[int, float]]:
                     InteractionRow.model_version, func.count(VoteRow.id), func.avg(VoteRow.value)
                 )
                 .join(VoteRow, VoteRow.interaction_id == InteractionRow.interaction_id)
+                .where(LIVE)
                 .group_by(InteractionRow.model_version)
             ).all()
     except Exception:  # no database yet: no vote columns

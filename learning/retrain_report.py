@@ -28,15 +28,15 @@ from serving.bundle import LoadedBundle, save_bundle
 from thumbloop.domain import Domain
 from thumbloop.settings import Settings
 from thumbloop.store.db import session_scope
-from thumbloop.store.schema import InteractionRow, VoteRow
+from thumbloop.store.schema import LIVE, InteractionRow, VoteRow
 
 
 def _activity(engine: Engine) -> tuple[list[tuple[str, datetime, int]], list[tuple[datetime, str]]]:
     with session_scope(engine) as s:
         votes = s.execute(
-            select(InteractionRow.model_version, VoteRow.updated_at, VoteRow.value).join(
-                InteractionRow, InteractionRow.interaction_id == VoteRow.interaction_id
-            )
+            select(InteractionRow.model_version, VoteRow.updated_at, VoteRow.value)
+            .join(InteractionRow, InteractionRow.interaction_id == VoteRow.interaction_id)
+            .where(LIVE)
         ).all()
         moods = s.execute(select(InteractionRow.created_at, InteractionRow.sentiment)).all()
     return [(str(v), t, int(x)) for v, t, x in votes], [(t, str(m)) for t, m in moods]

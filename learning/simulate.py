@@ -51,7 +51,7 @@ from thumbloop.metrics import accuracy
 from thumbloop.queue import TaskQueue
 from thumbloop.settings import Settings
 from thumbloop.store.db import make_engine, session_scope, upgrade
-from thumbloop.store.schema import VoteRow
+from thumbloop.store.schema import LIVE, VoteRow
 from thumbloop.tasks import RECORD_INTERACTION, RECORD_VOTE, interaction_payload, vote_payload
 
 log = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ def _stored_votes(settings: Settings) -> int:
     engine = make_engine(settings.effective_database_url)
     try:
         with session_scope(engine) as s:
-            return int(s.scalar(select(func.count(VoteRow.id))) or 0)
+            return int(s.scalar(select(func.count(VoteRow.id)).where(LIVE)) or 0)
     finally:
         engine.dispose()
 

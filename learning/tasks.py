@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, Task
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -23,13 +23,15 @@ from thumbloop.contracts import Interaction, Vote
 from thumbloop.settings import Settings
 from thumbloop.store.db import (
     forget_user,
+    live_vote,
     make_engine,
     session_scope,
     upsert_interaction,
     upsert_vote,
     votes_for,
 )
-from thumbloop.store.schema import InteractionRow, VoteRow
+from thumbloop.store.db import withdraw_vote as store_withdraw
+from thumbloop.store.schema import InteractionRow
 from thumbloop.tasks import (
     FORGET_USER,
     RECORD_INTERACTION,
@@ -98,11 +100,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             return drop(RECORD_VOTE, str(exc), payload)
         iid = str(vote.interaction_id)
         with session_scope(engine) as s:
-            old = s.scalar(
-                select(VoteRow.value).where(
-                    VoteRow.interaction_id == iid, VoteRow.rater == vote.rater
-                )
-            )
+            old = live_vote(s, iid, vote.rater)
             if not upsert_vote(s, vote):
                 return "stale"  # delivered after a newer vote by the same rater: nothing changes
             target = reply_of(s, iid)
@@ -115,20 +113,20 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         try:
             iid = str(uuid.UUID(str(payload["interaction_id"])))
             rater = str(payload["rater"])
-        except (KeyError, ValueError) as exc:
+            platform = str(payload.get("platform") or "unknown")
+            # payloads from before withdrawals carried their time: as of now
+            at = datetime.fromisoformat(payload["at"]) if payload.get("at") else datetime.now(UTC)
+            at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        except (KeyError, ValueError, TypeError) as exc:
             return drop(WITHDRAW_VOTE, f"bad payload: {exc}", payload)
         with session_scope(engine) as s:
-            row = s.scalar(
-                select(VoteRow).where(VoteRow.interaction_id == iid, VoteRow.rater == rater)
-            )
-            if row is None:
-                return "absent"
-            old = int(row.value)
-            s.delete(row)
-            target = reply_of(s, iid)
+            applied, old = store_withdraw(s, iid, rater, platform, at)
+            if not applied:
+                return "stale"  # the rater voted again after this withdrawal
+            target = reply_of(s, iid) if old is not None else None
         if target:
             safe_posterior(target[0], target[1], old, None)
-        return "withdrawn"
+        return "withdrawn" if old is not None else "absent"
 
     @app.task(name=FORGET_USER, **RETRY)
     def forget(self: Task, **payload: Any) -> dict[str, int] | str:

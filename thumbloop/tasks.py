@@ -7,6 +7,7 @@ the same models (``Interaction.model_validate(payload["interaction"])``).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from thumbloop.contracts import Interaction, Vote
@@ -30,8 +31,18 @@ def vote_payload(vote: Vote) -> dict[str, Any]:
     return {"vote": vote.model_dump(mode="json")}
 
 
-def withdraw_payload(interaction_id: str, rater: str, platform: str) -> dict[str, Any]:
-    return {"interaction_id": interaction_id, "rater": rater, "platform": platform}
+def withdraw_payload(
+    interaction_id: str, rater: str, platform: str, at: datetime | None = None
+) -> dict[str, Any]:
+    """``at``: when the rater withdrew (default now); a vote cast before it, even if the queue
+    delivers it later, stays withdrawn."""
+    when = at or datetime.now(UTC)
+    return {
+        "interaction_id": interaction_id,
+        "rater": rater,
+        "platform": platform,
+        "at": when.isoformat(),
+    }
 
 
 def forget_payload(user: str, platform: str) -> dict[str, Any]:

@@ -30,8 +30,10 @@ from thumbloop.tasks import (
     RECORD_INTERACTION,
     RECORD_VOTE,
     TRAINING_QUEUE,
+    WITHDRAW_VOTE,
     interaction_payload,
     vote_payload,
+    withdraw_payload,
 )
 
 from .conftest import flushed_redis, fresh_postgres_db, wait_until
@@ -94,7 +96,8 @@ def test_votes_are_idempotent_and_bad_payloads_are_dropped(
         queue.send(RECORD_INTERACTION, interaction_payload(item))
         queue.send(RECORD_INTERACTION, interaction_payload(item))
         queue.send(RECORD_VOTE, vote_payload(vote))
-        queue.send(RECORD_VOTE, vote_payload(_vote(item, -1)))  # the same rater changes their mind
+        changed = _vote(item, -1)
+        queue.send(RECORD_VOTE, vote_payload(changed))  # the same rater changes their mind
         queue.send(RECORD_VOTE, {"vote": {"interaction_id": "nope", "value": 7}})
         queue.send(RECORD_VOTE, {"unexpected": True})
         wait_until(lambda: _count(pg_url, DroppedTaskRow) == 2, 60, what="two dropped payloads")
@@ -109,6 +112,21 @@ def test_votes_are_idempotent_and_bad_payloads_are_dropped(
         # +1 then replaced by -1: the net effect is one thumbs-down on the variant
         assert posterior.get("card_arrival/1|a", 0.0) == 0.0
         assert posterior.get("card_arrival/1|b") == 1.0
+
+        # the rater takes the thumb back, then the queue redelivers the older vote: it stays
+        # withdrawn; another rater's vote, sent last, shows both were handled (one worker slot)
+        iid = str(item.interaction_id)
+        queue.send(WITHDRAW_VOTE, withdraw_payload(iid, changed.rater, "telegram"))
+        queue.send(RECORD_VOTE, vote_payload(changed))
+        queue.send(RECORD_VOTE, vote_payload(_vote(item, 1, rater="u2")))
+        wait_until(lambda: _count(pg_url, VoteRow, value=1) == 1, 60, what="the later vote")
+        assert _count(pg_url, VoteRow, value=-1) == 0
+        posterior = {
+            (k.decode() if isinstance(k, bytes) else k): float(v)
+            for k, v in r.hgetall("thumbloop:posterior:thumbloop:card_arrival").items()
+        }
+        assert posterior.get("card_arrival/1|b", 0.0) == 0.0  # the withdrawal took it back
+        assert posterior.get("card_arrival/1|a") == 1.0
     finally:
         queue.close()
         stop_worker(proc)

@@ -25,8 +25,8 @@ from bots.slack_commands import REJECTED
 from serving.app import create_app
 from thumbloop.identity import hash_id
 from thumbloop.settings import Settings
-from thumbloop.store.db import make_engine, session_scope, upgrade
-from thumbloop.store.schema import InteractionRow, VoteRow
+from thumbloop.store.db import make_engine, session_scope, upgrade, votes_for
+from thumbloop.store.schema import InteractionRow
 from thumbloop.tasks import RECORD_VOTE, WITHDRAW_VOTE
 
 from .conftest import run_uvicorn
@@ -107,9 +107,9 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> An
 
 
 def votes(engine: Engine, iid: str) -> list[tuple[str, int]]:
+    """The live votes (a withdrawal leaves a tombstone row that is not a vote)."""
     with session_scope(engine) as s:
-        rows = s.scalars(select(VoteRow).where(VoteRow.interaction_id == iid))
-        return [(r.rater, r.value) for r in rows]
+        return [(r.rater, r.value) for r in votes_for(s, iid)]
 
 
 def interactions(engine: Engine, user_hash: str) -> list[InteractionRow]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect
 
+from learning.feedback_store import new_votes_since, vote_records
 from thumbloop.contracts import Interaction, Vote
 from thumbloop.identity import hash_id
 from thumbloop.store.db import (
@@ -21,6 +22,7 @@ from thumbloop.store.db import (
     upsert_interaction,
     upsert_vote,
     votes_for,
+    withdraw_vote,
 )
 from thumbloop.store.schema import InteractionRow
 
@@ -105,6 +107,44 @@ def test_votes_replace_and_interactions_are_idempotent(db_url: str) -> None:
     with session_scope(engine) as s:
         assert {v.rater for v in votes_for(s, str(item.interaction_id))} == {bob}
         assert s.query(InteractionRow).count() == 0
+    engine.dispose()
+
+
+def test_a_withdrawal_holds_against_older_votes_in_any_delivery_order(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    bob = hash_id("s", "telegram", 2)
+    item = _interaction(hash_id("s", "telegram", 1))
+    iid = str(item.interaction_id)
+    t0 = datetime.now(UTC)
+    t1, t2, t3 = (t0 + timedelta(seconds=k) for k in (1, 2, 3))
+
+    def vote(value: int, at: datetime) -> Vote:
+        return Vote(
+            interaction_id=item.interaction_id, rater=bob, value=value, platform="slack", at=at
+        )  # type: ignore[arg-type]
+
+    def live() -> dict[str, int]:
+        with session_scope(engine) as s:
+            return {v.rater: v.value for v in votes_for(s, iid)}
+
+    with session_scope(engine) as s:
+        upsert_interaction(s, item)
+        assert withdraw_vote(s, iid, bob, "slack", t0) == (True, None)  # nothing to withdraw
+        assert upsert_vote(s, vote(1, t1))
+        assert new_votes_since(s, None)[0] == 1
+        assert withdraw_vote(s, iid, bob, "slack", t2) == (True, 1)
+    assert live() == {}
+    with session_scope(engine) as s:
+        assert not upsert_vote(s, vote(1, t1))  # the old vote redelivered: stale
+        assert new_votes_since(s, None)[0] == 0 and vote_records(s) == []
+    assert live() == {}
+    with session_scope(engine) as s:
+        assert upsert_vote(s, vote(-1, t3))  # voting again after the withdrawal counts
+        assert withdraw_vote(s, iid, bob, "slack", t2) == (False, None)  # a late withdrawal
+    assert live() == {bob: -1}
+    with session_scope(engine) as s:
+        assert forget_user(s, bob) == (0, 1)
     engine.dispose()
 
 

@@ -25,7 +25,7 @@ from bots.telegram import TelegramOptions, build_application, make_deps, run_pol
 from serving.app import create_app
 from thumbloop.identity import hash_id
 from thumbloop.settings import Settings
-from thumbloop.store.db import make_engine, upgrade
+from thumbloop.store.db import make_engine, session_scope, upgrade, votes_for
 from thumbloop.store.schema import InteractionRow, VoteRow
 
 from .conftest import free_port, run_uvicorn
@@ -154,11 +154,9 @@ def interaction_of(message: dict[str, Any]) -> uuid.UUID:
 
 
 def votes(db: Engine, iid: uuid.UUID) -> list[tuple[str, int]]:
-    with db.connect() as conn:
-        rows = conn.execute(
-            select(VoteRow.rater, VoteRow.value).where(VoteRow.interaction_id == str(iid))
-        )
-        return [(r.rater, r.value) for r in rows]
+    """The live votes (a withdrawal leaves a tombstone row that is not a vote)."""
+    with session_scope(db) as s:
+        return [(r.rater, r.value) for r in votes_for(s, str(iid))]
 
 
 def count_for(db: Engine, user_hash: str) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from thumbloop.contracts import Interaction, Vote
-from thumbloop.store.schema import InteractionRow, VoteRow
+from thumbloop.store.schema import LIVE, WITHDRAWN, InteractionRow, VoteRow
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -81,14 +81,40 @@ def upsert_interaction(session: Session, item: Interaction) -> None:
 
 def upsert_vote(session: Session, vote: Vote) -> bool:
     """One vote per (interaction, rater): the vote cast last (``Vote.at``) wins, whatever order
-    the queue delivers them in (a retried or redelivered task can overtake a newer one).
+    the queue delivers them in (a retried or redelivered task can overtake a newer one), and a
+    withdrawal counts as a cast (see :func:`withdraw_vote`).
     Returns False when a newer vote was already stored and this one changed nothing."""
+    return _cast(session, str(vote.interaction_id), vote.rater, vote.value, vote.platform, vote.at)
+
+
+def withdraw_vote(
+    session: Session, interaction_id: str, rater: str, platform: str, at: datetime
+) -> tuple[bool, int | None]:
+    """Withdraw the rater's vote as of ``at``: a vote cast later stays, and one cast earlier
+    but delivered later is refused as stale. Returns (applied, the live value it replaced)."""
+    old = live_vote(session, interaction_id, rater)
+    applied = _cast(session, interaction_id, rater, WITHDRAWN, platform, at)
+    return applied, (old if applied else None)
+
+
+def live_vote(session: Session, interaction_id: str, rater: str) -> int | None:
+    value = session.scalar(
+        select(VoteRow.value).where(
+            VoteRow.interaction_id == interaction_id, VoteRow.rater == rater, LIVE
+        )
+    )
+    return int(value) if value is not None else None
+
+
+def _cast(
+    session: Session, interaction_id: str, rater: str, value: int, platform: str, at: datetime
+) -> bool:
     stmt = _insert_for(session)(VoteRow).values(
-        interaction_id=str(vote.interaction_id),
-        rater=vote.rater,
-        value=vote.value,
-        platform=vote.platform,
-        voted_at=vote.at,
+        interaction_id=interaction_id,
+        rater=rater,
+        value=value,
+        platform=platform,
+        voted_at=at,
         updated_at=datetime.now(UTC),
     )
     stmt = stmt.on_conflict_do_update(
@@ -105,7 +131,10 @@ def upsert_vote(session: Session, vote: Vote) -> bool:
 
 
 def votes_for(session: Session, interaction_id: str) -> list[VoteRow]:
-    return list(session.scalars(select(VoteRow).where(VoteRow.interaction_id == interaction_id)))
+    """The live votes on an interaction (withdrawals left out)."""
+    return list(
+        session.scalars(select(VoteRow).where(VoteRow.interaction_id == interaction_id, LIVE))
+    )
 
 
 def forget_user(session: Session, user_hash: str) -> tuple[int, int]:

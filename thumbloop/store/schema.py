@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Integer, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Float,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -44,8 +54,15 @@ class InteractionRow(Base):
 
 
 class VoteRow(Base):
+    """One row per (interaction, rater): +1, -1, or 0 for a withdrawn vote. The withdrawal is
+    kept as a row (a tombstone with its time) so a vote cast before it and delivered after it
+    by the queue is recognised as stale instead of coming back. Readers count ``LIVE`` rows."""
+
     __tablename__ = "votes"
-    __table_args__ = (UniqueConstraint("interaction_id", "rater", name="uq_vote_rater"),)
+    __table_args__ = (
+        UniqueConstraint("interaction_id", "rater", name="uq_vote_rater"),
+        CheckConstraint("value IN (-1, 0, 1)", name="ck_vote_value"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     interaction_id: Mapped[str] = mapped_column(String(36), index=True)
@@ -54,6 +71,10 @@ class VoteRow(Base):
     platform: Mapped[str] = mapped_column(String(32))
     voted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+WITHDRAWN = 0
+LIVE = VoteRow.value != WITHDRAWN  # the filter every reader of votes applies
 
 
 class DroppedTaskRow(Base):
