@@ -31,9 +31,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 
 from bots.history import History, make_history
+from bots.outbox import Outbox, spool_path
 from bots.slack_convert import VOTE_ACTION
 from bots.slack_handlers import SlackHandlers
-from bots.slack_outbox import Outbox
 from bots.slack_state import SlackState, make_slack_state
 from serving.client import ServingClient
 from thumbloop.queue import TaskQueue, TaskSender
@@ -209,7 +209,9 @@ def build_slack_bot(
         aclose = getattr(part, "aclose", None)
         if aclose is not None:
             closers.append(aclose)
-    outbox = Outbox(sender, backoff_s=outbox_backoff_s)
+    outbox = Outbox(
+        sender, spool=spool_path(settings.home, "slack"), retry_initial_s=outbox_backoff_s
+    )
     serving = ServingClient(settings.serving_url)
     handlers = SlackHandlers(
         hmac_secret=settings.hmac_secret.get_secret_value(),
@@ -239,6 +241,7 @@ def build_http_app(bot: SlackBot) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        bot.outbox.start()  # what an earlier run left unsent goes out first
         try:
             yield
         finally:
@@ -255,6 +258,7 @@ async def run_socket_mode(bot: SlackBot, app_token: str) -> None:
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     handler = AsyncSocketModeHandler(bot.app, app_token)
+    bot.outbox.start()
     try:
         await handler.start_async()
     finally:

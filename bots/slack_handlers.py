@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.history import History
+from bots.outbox import Outbox
 from bots.signing import InvalidVoteToken, sign_vote, verify_vote
 from bots.slack_blocks import reply_blocks, reply_text, voted_blocks
 from bots.slack_commands import (
@@ -36,7 +37,6 @@ from bots.slack_convert import (
     remaining_thumb,
     vote_click,
 )
-from bots.slack_outbox import Outbox
 from bots.slack_state import SlackState
 from serving.client import ServingClient, ServingRejected, ServingUnavailable
 from thumbloop.contracts import IncomingMessage, Interaction, Prediction, Turn, Vote

@@ -5,7 +5,7 @@
 :func:`run_polling` and :func:`run_webhook` run it the way python-telegram-bot runs any bot.
 The pieces live beside this module: pure checks (``telegram_checks``), handlers
 (``telegram_handlers``), reply references (``telegram_refs``), the queue outbox
-(``telegram_outbox``) and the texts (``telegram_texts``).
+(``bots.outbox``) and the texts (``telegram_texts``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from telegram.ext import (
 
 from bots import telegram_texts as texts
 from bots.history import make_history
+from bots.outbox import Outbox, spool_path
 from bots.telegram_handlers import TelegramDeps, TelegramHandlers
-from bots.telegram_outbox import Outbox
 from bots.telegram_refs import make_reply_refs
 from thumbloop.settings import Settings
 
@@ -119,7 +119,9 @@ def make_deps(settings: Settings, options: TelegramOptions) -> TelegramDeps:
             retries=options.serving_retries,
         ),
         outbox=Outbox(
-            TaskQueue(settings.effective_broker_url), retry_max_s=options.queue_retry_max_s
+            TaskQueue(settings.effective_broker_url),
+            spool=spool_path(settings.home, "telegram"),
+            retry_max_s=options.queue_retry_max_s,
         ),
         history=make_history(settings),
         refs=make_reply_refs(settings),
@@ -146,7 +148,7 @@ def build_application(
         .base_file_url(settings.telegram_base_file_url)
         .rate_limiter(AIORateLimiter(max_retries=options.flood_retries))
         .concurrent_updates(True)
-        .post_init(register_commands)
+        .post_init(_starter(deps))
         .post_shutdown(_closer(deps))
         .build()
     )
@@ -179,6 +181,16 @@ async def register_commands(app: Application[Any, Any, Any, Any, Any, Any]) -> N
     except TelegramError as exc:
         log.warning("could not register the bot commands: %s", type(exc).__name__)
     log.info("telegram bot @%s ready", app.bot.username)
+
+
+def _starter(
+    deps: TelegramDeps,
+) -> Callable[[Application[Any, Any, Any, Any, Any, Any]], Coroutine[Any, Any, None]]:
+    async def start(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        deps.outbox.start()  # what an earlier run left unsent goes out first
+        await register_commands(app)
+
+    return start
 
 
 def _closer(

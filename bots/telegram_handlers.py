@@ -21,6 +21,7 @@ from telegram.ext import ContextTypes
 
 from bots import telegram_texts as texts
 from bots.history import History
+from bots.outbox import Outbox
 from bots.telegram_checks import (
     MAX_TEXT,
     ForgetChoice,
@@ -35,7 +36,6 @@ from bots.telegram_checks import (
     user_tag,
     vote_keyboard,
 )
-from bots.telegram_outbox import Outbox
 from bots.telegram_refs import ReplyRefs
 from serving.client import ServingRejected, ServingUnavailable
 from thumbloop import tasks

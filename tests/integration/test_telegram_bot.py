@@ -22,6 +22,7 @@ from sqlalchemy import Engine, create_engine, func, select, text
 from bots import telegram_texts as texts
 from bots.signing import verify_vote
 from bots.telegram import TelegramOptions, build_application, make_deps, run_polling
+from bots.telegram_handlers import TelegramDeps
 from serving.app import create_app
 from thumbloop.identity import hash_id
 from thumbloop.settings import Settings
@@ -391,19 +392,34 @@ class TcpProxy:
             c.close()
 
 
+@contextlib.contextmanager
+def _broker_down(serving: str, tmp_path: Path) -> Iterator[tuple[FakeBotApi, TcpProxy, Settings]]:
+    """A fake Bot API and bot settings whose broker sits behind a proxy that is not open yet."""
+    fake = FakeBotApi(TOKEN)
+    proxy = TcpProxy(free_port())
+    try:
+        with run_uvicorn(fake.app, ready_path=None) as base:
+            broker = f"redis://127.0.0.1:{proxy.port}/{REDIS_DB}"
+            yield fake, proxy, bot_settings(base, serving, tmp_path, broker_url=broker)
+    finally:
+        proxy.close()
+
+
+def _start_bot(fake: FakeBotApi, settings: Settings) -> tuple[TelegramDeps, BotThread]:
+    deps = make_deps(settings, OPTIONS)
+    app = build_application(settings, OPTIONS, deps=deps)
+    bot = BotThread(app, lambda: run_polling(app, stop_signals=None, poll_timeout_s=1)).start()
+    polls = len(fake.calls_to("getUpdates"))
+    wait_until(lambda: len(fake.calls_to("getUpdates")) > polls, timeout=60)
+    return deps, bot
+
+
 def test_votes_wait_out_a_broker_outage_without_bothering_the_user(
     serving: str, worker: None, db: Engine, tmp_path: Path
 ) -> None:
-    fake = FakeBotApi(TOKEN)
-    proxy = TcpProxy(free_port())  # not open yet: the broker is down
-    with run_uvicorn(fake.app, ready_path=None) as base:
-        broker = f"redis://127.0.0.1:{proxy.port}/{REDIS_DB}"
-        settings = bot_settings(base, serving, tmp_path, broker_url=broker)
-        deps = make_deps(settings, OPTIONS)
-        app = build_application(settings, OPTIONS, deps=deps)
-        bot = BotThread(app, lambda: run_polling(app, stop_signals=None, poll_timeout_s=1)).start()
+    with _broker_down(serving, tmp_path) as (fake, proxy, settings):
+        deps, bot = _start_bot(fake, settings)
         try:
-            wait_until(lambda: fake.calls_to("getUpdates"), timeout=60)
             zoe = fake.user(2009, "Zoe")
             chat = fake.private_chat(zoe)
             reply = ask(fake, chat, zoe, "my card still has not arrived")
@@ -426,4 +442,29 @@ def test_votes_wait_out_a_broker_outage_without_bothering_the_user(
             assert deps.outbox.pending == 0
         finally:
             bot.stop()
-            proxy.close()
+
+
+def test_tasks_a_bot_could_not_send_are_sent_by_its_next_run(
+    serving: str, worker: None, db: Engine, tmp_path: Path
+) -> None:
+    with _broker_down(serving, tmp_path) as (fake, proxy, settings):
+        first, bot = _start_bot(fake, settings)
+        try:
+            ann = fake.user(2010, "Ann")
+            chat = fake.private_chat(ann)
+            reply = ask(fake, chat, ann, "can I change my PIN at an ATM")
+            iid = interaction_of(reply)
+            fake.press(ann, reply, buttons(reply)[1]["callback_data"])
+            wait_until(lambda: first.outbox.pending == 2)
+        finally:
+            bot.stop()  # shuts down with both tasks unsent: they stay in the spool
+        assert votes(db, iid) == []
+
+        proxy.open()  # the broker is back; a new run of the bot on the same home
+        second, bot = _start_bot(fake, settings)
+        try:
+            assert second.outbox.recovered == 2
+            assert wait_until(lambda: votes(db, iid), timeout=30) == [(h(ann["id"]), -1)]
+            assert wait_until(lambda: _stored_text(db, iid)) == "can I change my PIN at an ATM"
+        finally:
+            bot.stop()

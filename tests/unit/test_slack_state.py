@@ -1,15 +1,11 @@
-"""The adapter's memory (repeat deliveries, reply index) and its background task outbox."""
+"""The Slack adapter's memory: repeat deliveries and the reply index."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import uuid
 from typing import Any
 
-import pytest
-
-from bots.slack_outbox import Outbox
 from bots.slack_state import InMemorySlackState, RedisSlackState, make_slack_state
 from thumbloop.settings import Settings
 
@@ -54,43 +50,3 @@ def test_make_slack_state_follows_settings(tmp_path: Any) -> None:
     assert isinstance(make_slack_state(Settings(home=tmp_path)), InMemorySlackState)
     made = make_slack_state(Settings(home=tmp_path, redis_url="redis://127.0.0.1:1/0"))
     assert isinstance(made, RedisSlackState)
-
-
-class FlakyBroker:
-    """A TaskSender whose broker refuses the first ``fail`` sends."""
-
-    def __init__(self, fail: int) -> None:
-        self.fail = fail
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def send(self, name: str, kwargs: dict[str, Any]) -> str:
-        if self.fail > 0:
-            self.fail -= 1
-            raise ConnectionError("broker down")
-        self.sent.append((name, kwargs))
-        return f"id-{len(self.sent)}"
-
-
-async def test_outbox_retries_in_order_until_the_broker_takes_them() -> None:
-    broker = FlakyBroker(fail=3)
-    outbox = Outbox(broker, backoff_s=0.01, max_backoff_s=0.05)
-    for i in range(4):
-        assert outbox.submit("learning.record_vote", {"n": i})
-    assert await outbox.drain(timeout_s=10)
-    assert [kw["n"] for _, kw in broker.sent] == [0, 1, 2, 3]
-    assert (outbox.sent, outbox.failed_attempts, outbox.pending) == (4, 3, 0)
-    await outbox.aclose()
-
-
-async def test_a_full_outbox_drops_new_items_and_counts_them(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    broker = FlakyBroker(fail=10**6)
-    outbox = Outbox(broker, max_pending=2, backoff_s=0.01, max_backoff_s=0.02)
-    assert outbox.submit("a", {}) and outbox.submit("b", {})
-    assert outbox.submit("c", {}) is False
-    assert outbox.dropped == 1 and "dropped c" in caplog.text
-    await asyncio.sleep(0.05)
-    assert await outbox.drain(timeout_s=0.1) is False
-    await outbox.aclose(timeout_s=0.1)
-    assert outbox.pending == 2 and "2 unsent" in caplog.text
