@@ -110,6 +110,10 @@ def child_env(settings: Settings, opts: StackOptions) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"  # lines reach the prefixed output as they are printed
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow 3's server otherwise starts a job runner with seven huey consumers for its GenAI
+    # features (trace scoring and the like), which Thumbloop never uses: 1.3 GB of the UI's
+    # 1.8 GB resident memory, measured with mlflow 3.17 and one worker.
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     return env
 
 

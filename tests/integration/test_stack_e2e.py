@@ -92,6 +92,20 @@ def _processes_of(home: Path) -> list[int]:
     return pids
 
 
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:  # gone meanwhile
+        return ""
+
+
 def _versions(tracking_uri: str) -> list[str]:
     from mlflow import MlflowClient
 
@@ -114,12 +128,15 @@ def _run_the_tour(tmp_path: Path, env: dict[str, str]) -> None:
 
         def ready() -> bool:
             assert up.poll() is None, (tmp_path / "up.log").read_text()[-3000:]
-            try:
-                return httpx.get(f"{api}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return _healthy(f"{api}/readyz")
 
         wait_until(ready, timeout=900, interval=1, what="the seed model to be trained and served")
+        wait_until(
+            lambda: _healthy(f"http://127.0.0.1:{ui_port}/health"), timeout=120, what="MLflow UI"
+        )
+        commands = [_cmdline(pid) for pid in _processes_of(home)]
+        assert any("mlflow" in c and "server" in c for c in commands), commands
+        assert not any("huey_consumer" in c for c in commands)  # MLflow's unused job runner
         first = _chat(env, api, FIRST, tmp_path)
         replies = [r for r in first if r["step"] == "message"]
         votes = [r for r in first if r["step"] == "vote"]
