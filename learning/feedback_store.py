@@ -50,6 +50,20 @@ def last_candidate_at(session: Session) -> datetime | None:
     return _aware(t) if t else None
 
 
+def last_generator_training(session: Session) -> datetime | None:
+    """Start of the latest retrain that trained a reply generator (its run logged KTO steps):
+    votes on generated replies after it have not been learnt from yet."""
+    rows = session.execute(
+        select(TrainingRunRow.started_at, TrainingRunRow.metrics)
+        .where(TrainingRunRow.kind == "retrain")
+        .order_by(TrainingRunRow.started_at.desc())
+    )
+    for started, metrics in rows:
+        if "generator_kto_steps" in (metrics or {}):
+            return _aware(started)
+    return None
+
+
 def new_votes_since(session: Session, since: datetime | None) -> tuple[int, datetime | None]:
     """(count, oldest time) of votes newer than ``since`` (all votes when None)."""
     q = select(func.count(VoteRow.id), func.min(VoteRow.updated_at)).where(LIVE)

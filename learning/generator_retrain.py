@@ -24,6 +24,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -160,11 +161,17 @@ def retrain_generator(
     device: torch.device,
     cfg: KtoConfig | None = None,
     progress: bool = False,
+    last_trained: datetime | None = None,
 ) -> GeneratorOutcome:
-    """Train and gate a new adapter into ``out`` when there are enough judgements; otherwise
-    carry the champion's generator over."""
+    """Train and gate a new adapter into ``out`` when there are enough judgements, enough of
+    them newer than ``last_trained`` (the previous generator training); otherwise carry the
+    champion's generator over."""
     cfg = cfg or KtoConfig()
     spec, base_spec = champion_generator(settings, bundle_generator)
+
+    def keep(why: str) -> GeneratorOutcome:
+        version = read_manifest(bundle_generator).get("version") if bundle_generator else None
+        return GeneratorOutcome("skipped", [why], bundle_generator, version)
 
     def usable(js: Sequence[ReplyJudgement]) -> bool:
         ups = sum(j.desirable for j in js)
@@ -172,12 +179,16 @@ def retrain_generator(
 
     if not usable(judgements):
         n_up = sum(j.desirable for j in judgements)
-        why = (
+        return keep(
             f"{len(judgements)} rated generated replies ({n_up} 👍); a generator retrain needs "
             f"{settings.generator_min_votes} with both 👍 and 👎"
         )
-        version = read_manifest(bundle_generator).get("version") if bundle_generator else None
-        return GeneratorOutcome("skipped", [why], bundle_generator, version)
+    fresh = [j for j in judgements if last_trained is not None and j.at > last_trained]
+    if last_trained is not None and len(fresh) < settings.generator_min_new_votes:
+        return keep(
+            f"{len(fresh)} rated generated replies since the last generator training "
+            f"({last_trained:%Y-%m-%d %H:%M} UTC); another needs {settings.generator_min_new_votes}"
+        )
     start = time.perf_counter()
     champion: GeneratorSource = resolve_generator(spec, settings.home)
     on_policy = [j for j in judgements if j.generator == champion.version]

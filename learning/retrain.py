@@ -30,6 +30,7 @@ from learning.config import TrainConfig
 from learning.feedback_store import (
     finish_run,
     last_candidate_at,
+    last_generator_training,
     new_votes_since,
     start_run,
     vote_records,
@@ -234,6 +235,7 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
         raise ValueError(f"domain {domain.root} does not match the champion's intents")
     with session_scope(engine) as s:
         votes = vote_records(s)
+        generator_trained = last_generator_training(s)
         run_row = start_run(s, "retrain")
     examples = intent_examples(votes, base.intents, base.out_of_scope, settings)
     train_ex, held = split_recent(examples, HOLDOUT)
@@ -271,6 +273,7 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
             work / "adapter",
             device,
             progress=progress,
+            last_trained=generator_trained,
         )
         registered, passed = register_candidate(
             settings,

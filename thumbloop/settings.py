@@ -192,6 +192,13 @@ class Settings(BaseSettings):
         description="Rated generated replies (with both 👍 and 👎) a retrain needs before it also "
         "trains the reply generator (KTO + LoRA); fewer: the champion's generator is kept.",
     )
+    generator_min_new_votes: int = Field(
+        default=16,
+        ge=1,
+        description="Rated generated replies newer than the last generator training a retrain "
+        "needs before it trains the generator again (a KTO round and its gate take up to an "
+        "hour on CPU); fewer: the champion's generator is kept.",
+    )
     generator_golden_prompts: int = Field(
         default=32,
         ge=1,

@@ -151,3 +151,11 @@ def test_votes_on_generated_replies_train_a_generator_that_serving_follows(
         r = httpx.post(f"{base}/v1/predict", json={"text": rows[0]["text"]}, timeout=60)
         assert r.status_code == 200, r.text
         assert r.json()["reply"]["generator"] == source.version
+
+    # no votes on generated replies since that training: the next retrain keeps the generator
+    # instead of spending another KTO round and gate on the same judgements
+    engine = make_engine(db)
+    again = run_retrain(settings, engine)
+    engine.dispose()
+    assert again["generator_gate"] == "skipped", again
+    assert any("since the last generator training" in r for r in again["reasons"]), again
