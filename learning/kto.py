@@ -20,12 +20,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import random
-import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +37,7 @@ from learning.reply_facts import fact_coverage, likes_reply, word_count
 from serving.generator import Generator, Sampling
 from serving.generator_source import GeneratorSource, write_manifest
 from serving.guardrails import check_reply
+from serving.staging import move_into_place, staging_beside
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +223,6 @@ def train_adapter(
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: not empty")
     began = time.perf_counter()
-    partial = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
     n_desirable = sum(ex.label for ex in examples)
     n_undesirable = len(examples) - n_desirable
     desirable_weight, undesirable_weight = class_weights(n_desirable, n_undesirable)
@@ -315,7 +312,7 @@ def train_adapter(
     finally:
         if bars_were_on:
             datasets.enable_progress_bars()
-    try:
+    with staging_beside(out) as partial:  # the adapter folder appears whole or not at all
         trained.save_pretrained(partial)
         version = f"kto-{_adapter_digest(partial)}"
         manifest = {
@@ -329,12 +326,7 @@ def train_adapter(
             "config": cfg.model_dump(),
         }
         write_manifest(partial, manifest)
-        if out.exists():
-            out.rmdir()  # empty (checked above): replaced by the finished folder
-        os.replace(partial, out)
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial, ignore_errors=True)
+        move_into_place(partial, out)  # `out` is absent or empty (checked above)
     seconds = time.perf_counter() - began
     log.info(
         "KTO adapter %s: %d examples (%d 👍, %d 👎), %d steps in %.1f s, loss %s",
