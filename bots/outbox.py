@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import sqlite3
@@ -45,15 +46,35 @@ def spool_path(home: Path, platform: str) -> Path:
 
 
 class _Spool:
-    """The outbox's items on disk: one row each, in submit order."""
+    """The outbox's items on disk: one row each, in submit order.
+
+    One process owns a spool file at a time (an exclusive ``flock`` on a lock file beside it,
+    released by the kernel when the process dies). A second bot on the same home and platform
+    takes the next free slot (``telegram-1.sqlite``, ...) instead of sending the first one's
+    rows twice; whoever starts later on a free slot sends what a dead owner left there."""
+
+    SLOTS = 16
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+        for slot in range(self.SLOTS):
+            candidate = path if slot == 0 else path.with_stem(f"{path.stem}-{slot}")
+            lock = candidate.with_name(candidate.name + ".lock").open("a")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                continue
+            self.path, self._lock = candidate, lock
+            break
+        else:
+            raise RuntimeError(f"all {self.SLOTS} outbox spools beside {path} are in use")
         # used from the bot's event loop only, which may not be the thread that built it
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # survives a process crash, not power loss
+        # sent rows hold users' messages: overwrite them, so /forget leaves nothing behind
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS outbox "
             "(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, kwargs TEXT NOT NULL)"
@@ -73,7 +94,9 @@ class _Spool:
         self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
 
     def close(self) -> None:
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no old pages left in the log
         self._db.close()
+        self._lock.close()
 
 
 class Outbox:
@@ -103,7 +126,7 @@ class Outbox:
             log.warning(
                 "%d task(s) left unsent by an earlier run found in %s; sending them first",
                 self.recovered,
-                spool,
+                self._spool.path if self._spool else spool,
             )
 
     @property
@@ -113,9 +136,9 @@ class Outbox:
     def submit(self, name: str, kwargs: dict[str, Any]) -> None:
         """Queue one task for sending (on disk first, with a spool); call it from the bot's
         event loop."""
+        item_id = self._spool.add(name, kwargs) if self._spool else 0
         if len(self._items) >= self.max_pending:
             self._drop_head(f"outbox full ({self.max_pending}): dropped the oldest task")
-        item_id = self._spool.add(name, kwargs) if self._spool else 0
         self._items.append((item_id, name, kwargs))
         self._ensure_started().set()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 VOTE_ACTION = re.compile(r"^thumbloop_vote_(up|down)$")
@@ -56,6 +57,14 @@ class ReactionChange:
     user: str
     channel: str
     ts: str
+    at: datetime  # when the person reacted (the event's own time), so late deliveries order right
+
+
+def _event_time(event: Mapping[str, Any]) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(event["event_ts"]), UTC)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return datetime.now(UTC)
 
 
 def _str(value: Any) -> str | None:
@@ -164,7 +173,12 @@ def reaction_change(event: Mapping[str, Any], bot_user_id: str | None) -> Reacti
     if bot_user_id is None or event.get("item_user") != bot_user_id:
         return None
     return ReactionChange(
-        value=value, added=kind == "reaction_added", user=user, channel=channel, ts=ts
+        value=value,
+        added=kind == "reaction_added",
+        user=user,
+        channel=channel,
+        ts=ts,
+        at=_event_time(event),
     )
 
 

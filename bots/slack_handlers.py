@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from slack_sdk.errors import SlackApiError
@@ -202,12 +203,15 @@ class SlackHandlers:
         except SlackApiError as exc:
             log.warning("vote recorded but message not updated: %s", _api_error(exc))
 
-    def _record_vote(self, iid: uuid.UUID, user: str, value: int) -> None:
+    def _record_vote(
+        self, iid: uuid.UUID, user: str, value: int, at: datetime | None = None
+    ) -> None:
         vote = Vote(
             interaction_id=iid,
             rater=self._hash(user),
             value=1 if value > 0 else -1,
             platform=PLATFORM,
+            at=at or datetime.now(UTC),
         )
         self.counters.votes += 1
         self.outbox.submit(RECORD_VOTE, vote_payload(vote))
@@ -229,16 +233,17 @@ class SlackHandlers:
             log.info("reaction on a reply we no longer know; not counted")
             return
         if change.added:
-            self._record_vote(iid, change.user, change.value)
+            self._record_vote(iid, change.user, change.value, change.at)
             return
         # removed: if the user still has the other thumb on the reply, that one is their vote
         still = await self._thumb_left(client, change.channel, change.ts, change.user)
         if still is not None:
-            self._record_vote(iid, change.user, still)
+            self._record_vote(iid, change.user, still, change.at)
             return
         self.counters.withdrawals += 1
         self.outbox.submit(
-            WITHDRAW_VOTE, withdraw_payload(str(iid), self._hash(change.user), PLATFORM)
+            WITHDRAW_VOTE,
+            withdraw_payload(str(iid), self._hash(change.user), PLATFORM, at=change.at),
         )
 
     async def _thumb_left(

@@ -245,11 +245,12 @@ class TelegramHandlers:
         if iid is None:  # not one of our replies (or too old to know)
             return
         rater = self.hashed(reaction.user.id)
+        at = reaction.date  # when the person reacted: late or reordered deliveries order right
         if change == 0:
-            payload = tasks.withdraw_payload(str(iid), rater, PLATFORM)
+            payload = tasks.withdraw_payload(str(iid), rater, PLATFORM, at=at)
             self.deps.outbox.submit(tasks.WITHDRAW_VOTE, payload)
         else:
-            vote = Vote(interaction_id=iid, rater=rater, value=change, platform=PLATFORM)
+            vote = Vote(interaction_id=iid, rater=rater, value=change, platform=PLATFORM, at=at)
             self.deps.outbox.submit(tasks.RECORD_VOTE, tasks.vote_payload(vote))
         new = vote_keyboard(self.deps.secret, iid, change or None)
         await _edit_keyboard(context.bot, reaction.chat.id, reaction.message_id, new)

@@ -51,7 +51,8 @@ def last_candidate_at(session: Session) -> datetime | None:
 
 
 def last_generator_training(session: Session) -> datetime | None:
-    """Start of the latest retrain that trained a reply generator (its run logged KTO steps):
+    """Start of the latest retrain that trained a reply generator (its run logged KTO steps)
+    and kept the result (registered as a candidate, or refused by the generator's own gate):
     votes on generated replies after it have not been learnt from yet."""
     rows = session.execute(
         select(TrainingRunRow.started_at, TrainingRunRow.metrics)
@@ -59,7 +60,8 @@ def last_generator_training(session: Session) -> datetime | None:
         .order_by(TrainingRunRow.started_at.desc())
     )
     for started, metrics in rows:
-        if "generator_kto_steps" in (metrics or {}):
+        m = metrics or {}
+        if "generator_kto_steps" in m and not m.get("generator_discarded"):
             return _aware(started)
     return None
 

@@ -312,7 +312,10 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
             mlflow_run_id=registered.run_id,
             model_version=version,
             n_votes=len(votes),
-            metrics=registered.metrics,
+            # a generator that passed its gate is thrown away with a failed classifier: the
+            # next retrain trains it again without waiting for new votes
+            metrics=registered.metrics
+            | {"generator_discarded": float(gen.status == "passed" and not passed)},
         )
     reasons = gate.reasons + [f"generator {gen.status}: {r}" for r in gen.reasons]
     log.info("retrain -> version %s, gate %s (%s)", version, registered.gate, "; ".join(reasons))

@@ -70,6 +70,8 @@ def _plan(attention_mask: torch.Tensor) -> tuple[torch.Tensor, list[_Group]]:
     for members in attention_groups(lengths.tolist()):
         idx = torch.tensor(members)
         g_len = int(lengths[idx].max())
+        if g_len == 0:  # rows without a single real token: nothing to attend
+            continue
         slot = torch.arange(g_len)
         g_keep = slot[None, :] < lengths[idx][:, None]
         # Padding slots may read any row: attention masks them as keys and drops them as queries.
@@ -122,7 +124,8 @@ def pooled_unpadded(
             if context is None:  # autocast decides the dtype
                 context = out.new_empty(x.shape)
             context.index_copy_(0, g.scatter, out.index_select(0, g.real))
-        assert context is not None
+        if context is None:  # no real token in the whole batch
+            context = torch.zeros_like(x)
         out_block = layer.attention.output
         x = out_block.LayerNorm(out_block.dense(context) + x)
         ff = layer.output

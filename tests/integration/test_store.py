@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from learning.feedback_store import new_votes_since, vote_records
+from learning.feedback_store import last_generator_training, new_votes_since, vote_records
 from thumbloop.contracts import Interaction, Vote
 from thumbloop.identity import hash_id
 from thumbloop.store.db import (
     downgrade,
     forget_user,
+    live_vote,
     make_engine,
     session_scope,
     upgrade,
@@ -24,7 +26,7 @@ from thumbloop.store.db import (
     votes_for,
     withdraw_vote,
 )
-from thumbloop.store.schema import InteractionRow
+from thumbloop.store.schema import InteractionRow, TrainingRunRow
 
 from .conftest import fresh_postgres_db
 
@@ -132,11 +134,16 @@ def test_a_withdrawal_holds_against_older_votes_in_any_delivery_order(db_url: st
         upsert_interaction(s, item)
         assert withdraw_vote(s, iid, bob, "slack", t0) == (True, None)  # nothing to withdraw
         assert upsert_vote(s, vote(1, t1))
-        assert new_votes_since(s, None)[0] == 1
+    since = datetime.now(UTC)
+    with session_scope(engine) as s:
+        assert upsert_vote(s, vote(1, t1))  # the same vote sent again: no news for retrains
+        assert new_votes_since(s, since)[0] == 0 and new_votes_since(s, None)[0] == 1
         assert withdraw_vote(s, iid, bob, "slack", t2) == (True, 1)
     assert live() == {}
     with session_scope(engine) as s:
         assert not upsert_vote(s, vote(1, t1))  # the old vote redelivered: stale
+        # the same instant written in another zone is just as old
+        assert not upsert_vote(s, vote(1, t1.astimezone(timezone(timedelta(hours=5)))))
         assert new_votes_since(s, None)[0] == 0 and vote_records(s) == []
     assert live() == {}
     with session_scope(engine) as s:
@@ -145,6 +152,56 @@ def test_a_withdrawal_holds_against_older_votes_in_any_delivery_order(db_url: st
     assert live() == {bob: -1}
     with session_scope(engine) as s:
         assert forget_user(s, bob) == (0, 1)
+    engine.dispose()
+
+
+def test_on_postgresql_a_cast_holds_the_rater_s_vote_until_it_commits() -> None:
+    """Two workers casting for the same (interaction, rater) take turns: the second reads the
+    old value only after the first committed, so posterior updates never count it twice."""
+    with fresh_postgres_db() as url:
+        upgrade(url)
+        engine = make_engine(url)
+        iid, rater = str(uuid.uuid4()), hash_id("s", "slack", 3)
+        seen: list[int | None] = []
+        with session_scope(engine) as first:
+            assert live_vote(first, iid, rater) is None
+            upsert_vote(first, Vote(interaction_id=iid, rater=rater, value=1, platform="slack"))  # type: ignore[arg-type]
+
+            def second() -> None:
+                with session_scope(engine) as s:
+                    seen.append(live_vote(s, iid, rater))
+
+            other = threading.Thread(target=second)
+            other.start()
+            other.join(0.5)
+            assert other.is_alive() and seen == []  # waiting for the first transaction
+        other.join(10)
+        assert seen == [1]  # and then it sees the first one's vote
+        engine.dispose()
+
+
+def test_the_last_generator_training_is_the_latest_kept_one(db_url: str) -> None:
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    runs = [  # (hours after t0, metrics)
+        (1, {"generator_kto_steps": 4.0, "generator_discarded": 0.0}),
+        (2, {"generator_kto_steps": 4.0, "generator_discarded": 1.0}),  # thrown away
+        (3, {"seconds": 10.0}),  # the generator was not trained
+    ]
+    with session_scope(engine) as s:
+        assert last_generator_training(s) is None
+        for hours, metrics in runs:
+            s.add(
+                TrainingRunRow(
+                    kind="retrain",
+                    status="passed",
+                    metrics=metrics,
+                    started_at=t0 + timedelta(hours=hours),
+                )
+            )
+    with session_scope(engine) as s:
+        assert last_generator_training(s) == t0 + timedelta(hours=1)
     engine.dispose()
 
 

@@ -4,6 +4,8 @@ nothing is lost when the bot dies before the broker took it."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ import pytest
 from kombu.exceptions import OperationalError
 
 from bots.outbox import Outbox, spool_path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FlakyBroker:
@@ -32,6 +36,14 @@ class FlakyBroker:
         return str(self.attempts)
 
 
+async def _left_in(spool: Path) -> int:
+    """Tasks a spool holds for the next start (looked at, nothing sent)."""
+    outbox = Outbox(FlakyBroker(down=10**6), spool=spool)
+    pending = outbox.pending
+    await outbox.aclose(timeout_s=0)
+    return pending
+
+
 @pytest.mark.parametrize("spooled", [False, True])
 async def test_sends_in_order_and_waits_out_an_outage(spooled: bool, tmp_path: Path) -> None:
     broker = FlakyBroker(down=3)
@@ -45,7 +57,7 @@ async def test_sends_in_order_and_waits_out_an_outage(spooled: bool, tmp_path: P
     assert outbox.failed_attempts == 3 and outbox.sent == 5
     await outbox.aclose()
     if spool is not None:  # everything sent: nothing left on disk for the next start
-        assert Outbox(FlakyBroker(), spool=spool).pending == 0
+        assert await _left_in(spool) == 0
 
 
 async def test_drops_what_can_never_be_sent_and_the_oldest_when_full(
@@ -64,7 +76,7 @@ async def test_drops_what_can_never_be_sent_and_the_oldest_when_full(
     assert await outbox.drain(5)
     assert outbox.dropped == 2 and "can never be sent" in caplog.text
     await outbox.aclose()
-    assert Outbox(FlakyBroker(), spool=spool).pending == 0
+    assert await _left_in(spool) == 0
 
 
 async def test_without_a_spool_unsent_tasks_are_reported_lost(
@@ -77,17 +89,43 @@ async def test_without_a_spool_unsent_tasks_are_reported_lost(
     assert "lost at shutdown" in caplog.text
 
 
-async def test_a_bot_that_dies_during_an_outage_sends_its_tasks_after_restarting(
+_DOOMED_BOT = """
+import asyncio, sys
+from pathlib import Path
+from kombu.exceptions import OperationalError
+from bots.outbox import Outbox
+
+class Down:
+    def send(self, name, kwargs):
+        raise OperationalError("Connection refused")
+
+async def main():
+    outbox = Outbox(Down(), spool=Path(sys.argv[1]), retry_initial_s=0.01, retry_max_s=0.01)
+    for i in range(3):
+        outbox.submit("learning.record_vote", {"i": i, "text": "h\u00e9llo \U0001f44d"})
+    print("submitted", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_bot_killed_during_an_outage_sends_its_tasks_after_restarting(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     spool = spool_path(tmp_path, "telegram")
-    down = FlakyBroker(down=10**6)
-    first = Outbox(down, spool=spool, retry_initial_s=0.01, retry_max_s=0.01)
-    for i in range(3):
-        first.submit("learning.record_vote", {"i": i, "text": "héllo 👍"})
-    await asyncio.sleep(0.05)
-    assert down.sent == [] and first.pending == 3
-    # the process dies: no aclose, no drain. A new process opens the same spool.
+    doomed = subprocess.Popen(
+        [sys.executable, "-c", _DOOMED_BOT, str(spool)], stdout=subprocess.PIPE, cwd=ROOT
+    )
+    try:
+        assert doomed.stdout is not None and doomed.stdout.readline() == b"submitted\n"
+        # while it lives it owns the spool: a second bot takes the next slot, sending nothing twice
+        beside = Outbox(FlakyBroker(), spool=spool)
+        assert beside.recovered == 0
+        await beside.aclose()
+    finally:
+        doomed.kill()  # SIGKILL: no shutdown code runs
+        doomed.communicate()
     broker = FlakyBroker()
     second = Outbox(broker, spool=spool, retry_initial_s=0.01)
     assert second.recovered == 3 and "found in" in caplog.text
@@ -98,7 +136,7 @@ async def test_a_bot_that_dies_during_an_outage_sends_its_tasks_after_restarting
     assert [k["i"] for _, k in broker.sent] == [0, 1, 2, 3]
     assert broker.sent[0][1]["text"] == "héllo 👍"
     await second.aclose()
-    assert Outbox(FlakyBroker(), spool=spool).pending == 0
+    assert await _left_in(spool) == 0
 
 
 async def test_a_clean_shutdown_during_an_outage_keeps_the_rest_for_next_time(

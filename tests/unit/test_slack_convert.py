@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -135,6 +136,11 @@ def test_thumb_reactions_on_bot_replies_are_votes() -> None:
     down = reaction_change(reaction("reaction_removed", reaction="-1::skin-tone-4"), BOT)
     assert down is not None and (down.value, down.added) == (-1, False)
     assert reaction_change(reaction(reaction="thumbsdown"), BOT) is not None
+    # the vote's time is when the person reacted, not when the event reached the bot
+    timed = reaction_change(reaction("reaction_removed", event_ts="1700000000.250000"), BOT)
+    assert timed is not None and timed.at == datetime(2023, 11, 14, 22, 13, 20, 250000, UTC)
+    late = datetime.now(UTC)
+    assert (reaction_change(reaction(event_ts="garbage"), BOT) or up).at >= late
 
 
 @pytest.mark.parametrize(

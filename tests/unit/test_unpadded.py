@@ -81,6 +81,22 @@ def test_attention_groups_split_where_padding_would_cost_more_than_a_call() -> N
     assert unpadded.attention_groups([]) == []
 
 
+def test_batches_without_real_tokens_give_zero_embeddings_not_errors() -> None:
+    model = _tiny(20, 8, layers=1, heads=2, inter=8).eval()
+    with torch.inference_mode():
+        empty = unpadded.pooled_unpadded(
+            model.encoder,  # type: ignore[arg-type]
+            torch.zeros(0, 4, dtype=torch.long),
+            torch.zeros(0, 4, dtype=torch.long),
+        )
+        ids = torch.randint(1, 20, (2, 70))
+        mask = torch.zeros(2, 70, dtype=torch.long)
+        mask[1] = 1  # one empty row beside a long one: the empty row gets a group of its own
+        mixed = unpadded.pooled_unpadded(model.encoder, ids, mask)  # type: ignore[arg-type]
+    assert empty.shape == (0, 8)
+    assert torch.equal(mixed[0], torch.zeros(8)) and bool(mixed[1].abs().sum() > 0)
+
+
 def test_infer_refuses_training_mode() -> None:
     model = _tiny(10, 8, layers=1, heads=2, inter=8).train()
     with pytest.raises(RuntimeError, match="eval mode"):

@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, select
+from sqlalchemy import Engine, case, create_engine, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -98,6 +98,16 @@ def withdraw_vote(
 
 
 def live_vote(session: Session, interaction_id: str, rater: str) -> int | None:
+    """The rater's live vote, read under a per-(interaction, rater) lock held to the end of the
+    transaction on PostgreSQL: two workers casting for the same rater at once would otherwise
+    both read the same old value, and the incremental posterior update would count it wrong.
+    (SQLite serialises writers by itself: the second one fails with "database is locked" and
+    its task retries.)"""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            {"key": f"vote:{interaction_id}:{rater}"},
+        )
     value = session.scalar(
         select(VoteRow.value).where(
             VoteRow.interaction_id == interaction_id, VoteRow.rater == rater, LIVE
@@ -109,6 +119,8 @@ def live_vote(session: Session, interaction_id: str, rater: str) -> int | None:
 def _cast(
     session: Session, interaction_id: str, rater: str, value: int, platform: str, at: datetime
 ) -> bool:
+    # one zone for every stored time: SQLite compares them as text
+    at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
     stmt = _insert_for(session)(VoteRow).values(
         interaction_id=interaction_id,
         rater=rater,
@@ -122,7 +134,12 @@ def _cast(
         set_={
             "value": stmt.excluded.value,
             "voted_at": stmt.excluded.voted_at,
-            "updated_at": stmt.excluded.updated_at,
+            # `updated_at` says when the vote last changed (what retrains count as new): the
+            # same vote sent again (a redelivery, a bot's outbox after a restart) is not news
+            "updated_at": case(
+                (VoteRow.value != stmt.excluded.value, stmt.excluded.updated_at),
+                else_=VoteRow.updated_at,
+            ),
         },
         where=VoteRow.voted_at <= stmt.excluded.voted_at,
     )
@@ -138,8 +155,10 @@ def votes_for(session: Session, interaction_id: str) -> list[VoteRow]:
 
 
 def forget_user(session: Session, user_hash: str) -> tuple[int, int]:
-    """Delete a user's interactions and votes; returns (interactions, votes) removed."""
-    votes: Any = session.execute(delete(VoteRow).where(VoteRow.rater == user_hash))
+    """Delete a user's interactions and votes (withdrawals too); returns (interactions, votes)
+    removed, counting live votes."""
+    votes: Any = session.execute(delete(VoteRow).where(VoteRow.rater == user_hash, LIVE))
+    session.execute(delete(VoteRow).where(VoteRow.rater == user_hash))
     inter: Any = session.execute(
         delete(InteractionRow).where(InteractionRow.user_hash == user_hash)
     )
