@@ -73,7 +73,7 @@ class _Spool:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # survives a process crash, not power loss
-        # sent rows hold users' messages: overwrite them, so /forget leaves nothing behind
+        # rows hold users' messages: overwrite them when deleted, so no copy lingers in the file
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS outbox "
