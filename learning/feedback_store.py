@@ -75,8 +75,10 @@ def new_votes_since(session: Session, since: datetime | None) -> tuple[int, date
     return int(count or 0), (_aware(oldest) if oldest else None)
 
 
-def start_run(session: Session, kind: str) -> int:
-    row = TrainingRunRow(kind=kind, status="running", metrics={}, started_at=datetime.now(UTC))
+def start_run(session: Session, kind: str, started_at: datetime | None = None) -> int:
+    row = TrainingRunRow(
+        kind=kind, status="running", metrics={}, started_at=started_at or datetime.now(UTC)
+    )
     session.add(row)
     session.flush()
     return int(row.id)

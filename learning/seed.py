@@ -6,6 +6,7 @@ import logging
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from learning.config import TrainConfig
@@ -44,6 +45,7 @@ def train_and_register(
     progress: bool = True,
 ) -> SeedResult:
     start = time.perf_counter()
+    started_at = datetime.now(UTC)
     domain = load_domain(domain_dir)
     out_dir = out_dir or settings.ensure_home() / "bundles" / f"{domain.name}-{int(time.time())}"
     result = train_domain(domain, out_dir, cfg, progress=progress)
@@ -76,7 +78,7 @@ def train_and_register(
                     "n_train": len(domain.train),
                     "n_validation": len(domain.validation),
                 },
-                metrics=metrics | {f"seconds_{k}": v for k, v in seconds.items()},
+                metrics=metrics | seconds_metrics(seconds),
                 artifacts=figs,
                 dicts={"data_manifest.json": domain.manifest_digest()},
                 tags={
@@ -87,4 +89,41 @@ def train_and_register(
                 },
             )
     seconds["total"] = round(time.perf_counter() - start, 2)
+    if registered is not None:
+        record_seed_run(settings, registered, metrics | seconds_metrics(seconds), started_at)
     return SeedResult(result.bundle_dir, metrics, seconds, registered)
+
+
+def seconds_metrics(seconds: dict[str, float]) -> dict[str, float]:
+    return {f"seconds_{k}": v for k, v in seconds.items()}
+
+
+def record_seed_run(
+    settings: Settings, registered: Registered, metrics: dict[str, float], started_at: datetime
+) -> None:
+    """The seed beside the retrains in the ``training_runs`` table (kind ``seed``), so the
+    database lists how every registered version was trained. The run is in MLflow either way,
+    so a database that cannot be reached is a warning, not a failed training."""
+    from learning.feedback_store import finish_run, start_run
+    from thumbloop.store.db import make_engine, session_scope, upgrade
+
+    url = settings.effective_database_url
+    try:
+        upgrade(url)
+        engine = make_engine(url)
+        try:
+            with session_scope(engine) as s:
+                row = start_run(s, "seed", started_at=started_at)
+                finish_run(
+                    s,
+                    row,
+                    status="registered",
+                    mlflow_run_id=registered.run_id,
+                    model_version=registered.version,
+                    n_votes=0,
+                    metrics=metrics,
+                )
+        finally:
+            engine.dispose()
+    except Exception as exc:  # any database trouble; the model is registered regardless
+        log.warning("seed run not recorded in %s: %s", url.split("@")[-1], exc)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
-from learning.registry import alias_version, configure
+from learning.registry import Registered, alias_version, configure
+from learning.seed import record_seed_run
 from serving.bundle import load_bundle
 from serving.device import resolve_device
 from serving.predictor import predict_many
 from serving.source import resolve
 from thumbloop.cli import cli
 from thumbloop.settings import Settings
+from thumbloop.store.db import make_engine, session_scope
+from thumbloop.store.schema import TrainingRunRow
 
 
 def test_seed_model_is_registered_as_champion(tiny_registered, tiny_settings: Settings) -> None:  # type: ignore[no-untyped-def]
@@ -28,6 +33,15 @@ def test_seed_model_is_registered_as_champion(tiny_registered, tiny_settings: Se
     assert run.data.params["domain"] == "tiny"
     names = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"confusion_matrix.png", "data_manifest.json", "training_loss.png"} <= names
+    # the database lists the seed beside the retrains
+    engine = make_engine(tiny_settings.effective_database_url)
+    with session_scope(engine) as s:
+        rows = s.scalars(select(TrainingRunRow).where(TrainingRunRow.kind == "seed")).all()
+        assert [(r.status, r.model_version, r.mlflow_run_id) for r in rows] == [
+            ("registered", tiny_registered.registered.version, tiny_registered.registered.run_id)
+        ]
+        assert rows[0].finished_at is not None and "intent_accuracy" in rows[0].metrics
+    engine.dispose()
 
 
 def test_champion_loads_by_alias_and_predicts(tiny_registered, tiny_settings: Settings) -> None:  # type: ignore[no-untyped-def]
@@ -145,3 +159,15 @@ def test_unknown_model_uri_is_a_clear_error(
     )
     assert res.exit_code != 0
     assert "no alias" in res.output or "nope" in res.output
+
+
+def test_a_seed_run_the_database_cannot_take_is_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(
+        home=tmp_path, database_url="postgresql+psycopg2://nobody:secret@127.0.0.1:1/none"
+    )
+    registered = Registered(run_id="r1", version="3", aliases=[])
+    record_seed_run(settings, registered, {"intent_accuracy": 0.9}, datetime.now(UTC))
+    assert "seed run not recorded in 127.0.0.1:1/none" in caplog.text
+    assert "secret" not in caplog.text  # the password stays out of the log
