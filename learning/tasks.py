@@ -114,7 +114,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             iid = str(uuid.UUID(str(payload["interaction_id"])))
             rater = str(payload["rater"])
             platform = str(payload.get("platform") or "unknown")
-            # payloads from before withdrawals carried their time: as of now
+            # payloads sent before withdrawals carried a time have none: take it as of now
             at = datetime.fromisoformat(payload["at"]) if payload.get("at") else datetime.now(UTC)
             at = at if at.tzinfo else at.replace(tzinfo=UTC)
         except (KeyError, ValueError, TypeError) as exc:
