@@ -122,11 +122,11 @@ class Outbox:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thumbloop-outbox")
         self.sent = self.dropped = self.failed_attempts = 0
         self.recovered = len(self._items)
-        if self.recovered:
+        if self._spool and self.recovered:
             log.warning(
                 "%d task(s) left unsent by an earlier run found in %s; sending them first",
                 self.recovered,
-                self._spool.path if self._spool else spool,
+                self._spool.path,
             )
 
     @property

@@ -183,12 +183,14 @@ def retrain_generator(
             f"{len(judgements)} rated generated replies ({n_up} 👍); a generator retrain needs "
             f"{settings.generator_min_votes} with both 👍 and 👎"
         )
-    fresh = [j for j in judgements if last_trained is not None and j.at > last_trained]
-    if last_trained is not None and len(fresh) < settings.generator_min_new_votes:
-        return keep(
-            f"{len(fresh)} rated generated replies since the last generator training "
-            f"({last_trained:%Y-%m-%d %H:%M} UTC); another needs {settings.generator_min_new_votes}"
-        )
+    if last_trained is not None:
+        fresh = sum(j.at > last_trained for j in judgements)
+        if fresh < settings.generator_min_new_votes:
+            return keep(
+                f"{fresh} rated generated replies since the last generator training "
+                f"({last_trained:%Y-%m-%d %H:%M} UTC); another needs "
+                f"{settings.generator_min_new_votes}"
+            )
     start = time.perf_counter()
     champion: GeneratorSource = resolve_generator(spec, settings.home)
     on_policy = [j for j in judgements if j.generator == champion.version]

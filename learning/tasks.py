@@ -116,7 +116,6 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             platform = str(payload.get("platform") or "unknown")
             # payloads sent before withdrawals carried a time have none: take it as of now
             at = datetime.fromisoformat(payload["at"]) if payload.get("at") else datetime.now(UTC)
-            at = at if at.tzinfo else at.replace(tzinfo=UTC)
         except (KeyError, ValueError, TypeError) as exc:
             return drop(WITHDRAW_VOTE, f"bad payload: {exc}", payload)
         with session_scope(engine) as s:

@@ -12,7 +12,7 @@ Numerically the same as the padded forward (checked in the tests); inference onl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -33,6 +33,15 @@ class _Group:
     scatter: torch.Tensor  # [real tokens] their rows in the packed tokens
     length: int
     whole: bool  # the group is the whole batch with no padding: no gather or scatter needed
+
+    def to(self, device: torch.device) -> _Group:
+        return replace(
+            self,
+            gather=self.gather.to(device),
+            keep=self.keep.to(device),
+            real=self.real.to(device),
+            scatter=self.scatter.to(device),
+        )
 
 
 def attention_groups(lengths: list[int], group_cost: int | None = None) -> list[list[int]]:
@@ -88,20 +97,9 @@ def pooled_unpadded(
     """Mean of the last layer's states over each message's real tokens: ``[batch, hidden]``."""
     hidden = encoder.embeddings(input_ids=input_ids)
     batch, length, width = hidden.shape
-    rows, groups = _plan(attention_mask.cpu())
-    device = hidden.device
-    rows = rows.to(device)
-    groups = [
-        _Group(
-            g.gather.to(device),
-            g.keep.to(device),
-            g.real.to(device),
-            g.scatter.to(device),
-            g.length,
-            g.whole,
-        )
-        for g in groups
-    ]
+    rows, planned = _plan(attention_mask.cpu())  # planned on the CPU: small, Python-driven
+    rows = rows.to(hidden.device)
+    groups = [g.to(hidden.device) for g in planned]
     x = hidden.reshape(batch * length, width).index_select(0, rows)
 
     layers: Any = encoder.encoder.layer  # BertLayer modules; typed loosely by transformers
