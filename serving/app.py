@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.batcher import BatchFailed, BatchStats, DeadlineExceeded, DynamicBatcher, QueueFull
 from serving.device import resolve_device, use_cpu_bf16
 from serving.engine import ActiveModel, ModelHolder, RawOutput, load_active, settle_heap
+from serving.front import HTTPError, ServingFront
 from serving.generative import GenerativeReplies, GeneratorService
 from serving.metrics import ServingMetrics
 from serving.posteriors import PosteriorStore, RedisPosteriors, SqlPosteriors
@@ -124,29 +124,12 @@ class ServingState:
         return self.strategies[key]
 
 
-class BodyLimit:
-    """Refuse a body over ``max_bytes`` by its Content-Length before reading it (the text limit
-    itself is checked in the endpoint). Plain ASGI: ``@app.middleware`` costs a task per request."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int, on_refuse: Callable[[], None]) -> None:
-        self.app, self.max_bytes, self.on_refuse = app, max_bytes, on_refuse
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.max_bytes:
-                self.on_refuse()
-                refusal = JSONResponse({"detail": "request body too large"}, status_code=413)
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+def _http_error(status: int, message: str, headers: dict[str, str] | None = None) -> HTTPError:
+    return HTTPError(status, message, headers)
 
 
-def _http_error(status: int, message: str, headers: dict[str, str] | None = None) -> HTTPException:
-    return HTTPException(status_code=status, detail=message, headers=headers)
-
-
-def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
+def create_app(settings: Settings, model_uri: str | None = None) -> ServingFront:
+    """The FastAPI app behind :class:`ServingFront` (which answers ``POST /v1/predict``)."""
     uri = model_uri or settings.model_uri
     state = ServingState(settings, uri)
 
@@ -202,20 +185,8 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
     )
     app.state.serving = state
 
-    app.add_middleware(
-        BodyLimit,
-        max_bytes=4 * settings.max_text_bytes + 65_536,
-        on_refuse=lambda: state.metrics.requests.labels("too_large").inc(),
-    )
-
-    @app.post(
-        "/v1/predict",
-        response_model=Prediction,
-        responses={413: {"description": "text too long"}, 503: {"description": "busy or loading"}},
-    )
-    async def predict(msg: IncomingMessage) -> Response:
-        """Classify one message and choose a reply. Text longer than the model's window
-        (``THUMBLOOP_MAX_SEQ_LEN`` tokens) is truncated; over ``THUMBLOOP_MAX_TEXT_BYTES`` → 413."""
+    async def answer(msg: IncomingMessage) -> bytes:
+        """One prediction as JSON bytes; other answers raise :class:`HTTPError`."""
         start = time.perf_counter()
         if len(msg.text.encode()) > settings.max_text_bytes:
             state.metrics.requests.labels("too_large").inc()
@@ -254,7 +225,7 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
         intent_name = raw.out_of_scope if (ctx.unsure and raw.out_of_scope) else raw.intent
         elapsed = time.perf_counter() - start
         state.metrics.latency.observe(elapsed)
-        state.metrics.requests.labels("ok").inc()
+        state.metrics.requests_ok.inc()
         prediction = Prediction(
             intent=IntentResult(
                 name=intent_name,
@@ -266,8 +237,22 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
             model_version=raw.version,
             latency_ms=round(elapsed * 1000, 3),
         )
-        # serialised here, once: FastAPI would validate the model again before encoding it
-        return Response(prediction.model_dump_json(), media_type="application/json")
+        return prediction.model_dump_json().encode()
+
+    @app.post(
+        "/v1/predict",
+        response_model=Prediction,
+        responses={413: {"description": "text too long"}, 503: {"description": "busy or loading"}},
+    )
+    async def predict(msg: IncomingMessage) -> Response:
+        """Classify one message and choose a reply. Text longer than the model's window
+        (``THUMBLOOP_MAX_SEQ_LEN`` tokens) is truncated; over ``THUMBLOOP_MAX_TEXT_BYTES`` → 413.
+        Served by :class:`serving.front.ServingFront` ahead of FastAPI, with this contract."""
+        try:
+            body = await answer(msg)
+        except HTTPError as exc:
+            raise HTTPException(exc.status, exc.message, exc.headers) from exc
+        return Response(body, media_type="application/json")
 
     @app.get("/v1/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
@@ -309,4 +294,9 @@ def create_app(settings: Settings, model_uri: str | None = None) -> FastAPI:
             generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
 
-    return app
+    return ServingFront(
+        app,
+        answer,
+        max_body_bytes=4 * settings.max_text_bytes + 65_536,
+        on_too_large=lambda: state.metrics.requests.labels("too_large").inc(),
+    )

@@ -124,10 +124,13 @@ class DynamicBatcher(Generic[In, Out]):
                 raise QueueFull(f"queue is full ({self.max_queue} waiting)")
             self._pending.append(item)
             self._cond.notify()
+        # a timer on the future itself: wait_for(shield(...)) costs two extra futures and a
+        # task per request on the event loop, which shares the cores with the model
+        timer = loop.call_later(timeout, _expire_one, item.future, timeout)
         try:
-            return await asyncio.wait_for(asyncio.shield(item.future), timeout)
-        except TimeoutError as exc:
-            raise DeadlineExceeded(f"no result within {timeout:.1f} s") from exc
+            return await item.future
+        finally:
+            timer.cancel()
 
     def _take(self) -> list[_Pending[In, Out]] | None:
         """The next batch, oldest first; None when stopping. A batch runs once it is full or
@@ -206,6 +209,11 @@ class DynamicBatcher(Generic[In, Out]):
             wait = sum(start - p.enqueued for p in live) / len(live)
             stats = BatchStats(len(live), time.perf_counter() - start, wait)
             loop.call_soon_threadsafe(self._on_batch, stats)
+
+
+def _expire_one(future: asyncio.Future[Out], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(DeadlineExceeded(f"no result within {timeout:.1f} s"))
 
 
 def _resolve(done: list[tuple[asyncio.Future[Out], Out]]) -> None:

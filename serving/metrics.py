@@ -35,6 +35,7 @@ class ServingMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.requests_ok = self.requests.labels("ok")  # the hot path skips the label lookup
         self.model_loads = Counter(
             "thumbloop_model_loads_total",
             "Model loads by result",
