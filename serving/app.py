@@ -124,10 +124,6 @@ class ServingState:
         return self.strategies[key]
 
 
-def _http_error(status: int, message: str, headers: dict[str, str] | None = None) -> HTTPError:
-    return HTTPError(status, message, headers)
-
-
 def create_app(settings: Settings, model_uri: str | None = None) -> ServingFront:
     """The FastAPI app behind :class:`ServingFront` (which answers ``POST /v1/predict``)."""
     uri = model_uri or settings.model_uri
@@ -190,23 +186,23 @@ def create_app(settings: Settings, model_uri: str | None = None) -> ServingFront
         start = time.perf_counter()
         if len(msg.text.encode()) > settings.max_text_bytes:
             state.metrics.requests.labels("too_large").inc()
-            raise _http_error(413, f"text is over {settings.max_text_bytes} bytes")
+            raise HTTPError(413, f"text is over {settings.max_text_bytes} bytes")
         active = state.holder.current
         if active is None:
             state.metrics.requests.labels("not_ready").inc()
-            raise _http_error(503, "model is loading", {"Retry-After": "2"})
+            raise HTTPError(503, "model is loading", {"Retry-After": "2"})
         state.metrics.queue_depth.set(state.batcher.depth)
         try:
             raw = await state.batcher.submit(msg.text, settings.request_timeout_s)
         except QueueFull as exc:
             state.metrics.requests.labels("rejected_busy").inc()
-            raise _http_error(503, str(exc), {"Retry-After": "1"}) from exc
+            raise HTTPError(503, str(exc), {"Retry-After": "1"}) from exc
         except DeadlineExceeded as exc:
             state.metrics.requests.labels("timeout").inc()
-            raise _http_error(504, str(exc)) from exc
+            raise HTTPError(504, str(exc)) from exc
         except BatchFailed as exc:
             state.metrics.requests.labels("error").inc()
-            raise _http_error(500, str(exc)) from exc
+            raise HTTPError(500, str(exc)) from exc
         current = state.holder.current or active
         model = current if current.version == raw.version else active
         strategy = state.strategy(model)
@@ -258,7 +254,7 @@ def create_app(settings: Settings, model_uri: str | None = None) -> ServingFront
     async def model_info() -> ModelInfo:
         active = state.holder.current
         if active is None:
-            raise _http_error(503, "model is loading", {"Retry-After": "2"})
+            raise HTTPException(503, "model is loading", {"Retry-After": "2"})
         return ModelInfo(
             version=active.version,
             uri=uri,

@@ -90,6 +90,8 @@ def test_bodies_over_the_limit_are_refused_on_every_route(front: ServingFront) -
 def test_other_routes_reach_fastapi(front: ServingFront) -> None:
     client = TestClient(front)
     assert client.get("/healthz").json() == {"status": "ok"}
+    model = client.get("/v1/model")
+    assert model.status_code == 503 and model.json() == {"detail": "model is loading"}
     assert client.get("/v1/predict").status_code == 405
     assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
 
