@@ -1,13 +1,18 @@
 """Dynamic batching: requests queue up and run together, bounded in size, wait and depth.
 
 One model thread pulls its own work (the model is not re-entrant and torch uses all cores
-anyway): when a batch ends it takes the oldest waiting requests at once, with no trip through
-the event loop, so the model is never idle while requests wait. An idle model waits up to
-``max_wait_ms`` after the first request for the batch to fill. Batches are taken in arrival
-order: the model's forward skips padding (``serving.unpadded``), so there is nothing to gain
-from regrouping requests by length, and first-come-first-served keeps the tail short. The
-event loop only enqueues and answers. Every batch isolates its own failure, and its output
-count is checked against its input count.
+anyway): when a batch ends it takes the oldest waiting requests, with no trip through the
+event loop. A batch that is not full waits up to ``max_wait_ms`` for company, counted from
+when the model became free or from its oldest request's arrival, whichever is later: the
+clients the last batch answered are on their way back, and on a small machine those few
+milliseconds also let the event loop read them without competing with a forward pass for the
+cores (at concurrency 32 on 2 cores: +25 % throughput against taking whatever was waiting at
+once). While requests come one at a time (the last batch held one) nobody else is coming to
+share the batch, so a lone request runs at once. Batches are taken in arrival order: the
+model's forward skips padding (``serving.unpadded``), so there is nothing to gain from
+regrouping requests by length, and first-come-first-served keeps the tail short. The event
+loop only enqueues and answers. Every batch isolates its own failure, and its output count is
+checked against its input count.
 
 A batch function may return its outputs at once or yield them in chunks of
 ``(indices, outputs)``: each chunk's requests are answered as soon as it is done, so their
@@ -84,6 +89,7 @@ class DynamicBatcher(Generic[In, Out]):
         self._cond = threading.Condition()
         self._stopping = False
         self._last_size = 0  # quiet until traffic shows otherwise
+        self._free_since = 0.0  # when the model last finished a batch
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -134,14 +140,14 @@ class DynamicBatcher(Generic[In, Out]):
 
     def _take(self) -> list[_Pending[In, Out]] | None:
         """The next batch, oldest first; None when stopping. A batch runs once it is full or
-        its oldest request has waited ``max_wait`` (at once when the model was busy). While
-        requests come one at a time (the last batch held one) nobody else is coming to share
-        the batch, so a lone request runs at once instead of waiting out the window."""
+        ``max_wait`` has passed since the later of its oldest request's arrival and the end of
+        the last batch; at once while traffic comes one request at a time."""
         with self._cond:
             while not self._pending and not self._stopping:
                 self._cond.wait()
             wait = self.max_wait if self._last_size > 1 else 0.0
-            until = self._pending[0].enqueued + wait if self._pending else 0.0
+            start = max(self._pending[0].enqueued, self._free_since) if self._pending else 0.0
+            until = start + wait
             while len(self._pending) < self.max_batch_size and not self._stopping:
                 remaining = until - time.perf_counter()
                 if remaining <= 0:
@@ -174,6 +180,8 @@ class DynamicBatcher(Generic[In, Out]):
                     exc if isinstance(exc, BatchFailed) else BatchFailed(f"inference failed: {exc}")
                 )
                 loop.call_soon_threadsafe(_fail, live, err)
+            finally:
+                self._free_since = time.perf_counter()
 
     def _expire(self, expired: list[_Pending[In, Out]]) -> None:
         for p in expired:

@@ -199,3 +199,41 @@ async def test_a_lone_request_runs_at_once_but_busy_traffic_waits_for_company() 
             await b.submit(5, timeout=0.3)
     finally:
         await b.stop()
+
+
+async def test_a_batch_after_a_busy_one_waits_for_the_clients_coming_back() -> None:
+    """A request that queued while the model was busy does not run alone the moment the model
+    is free: the window counts from the end of the last batch, so a request arriving just after
+    joins it (taking what was waiting at once would have run [2, 1, 1])."""
+    release = threading.Event()
+    sizes: list[int] = []
+
+    def gated(xs: Sequence[int]) -> list[int]:
+        if 0 in xs:
+            release.wait(5)
+        return _double(xs)
+
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        gated,
+        max_batch_size=8,
+        max_wait_ms=500,
+        max_queue=10,
+        on_batch=lambda s: sizes.append(s.size),
+    )
+    try:
+        first = asyncio.gather(b.submit(0, timeout=10), b.submit(1, timeout=10))
+        await asyncio.sleep(0)  # both queued before the model thread starts
+        b.start()
+        await asyncio.sleep(0.6)  # the first batch of two is running
+        queued = asyncio.create_task(b.submit(2, timeout=10))
+        await asyncio.sleep(0.7)  # longer than the window: it has waited it out while queued
+        release.set()
+        await asyncio.sleep(0.05)
+        late = asyncio.create_task(b.submit(3, timeout=10))
+        assert await first == [0, 2]
+        assert await asyncio.gather(queued, late) == [4, 6]
+        await asyncio.sleep(0.05)
+        assert sizes == [2, 2]
+    finally:
+        release.set()
+        await b.stop()
