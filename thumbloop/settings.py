@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(
         default=3.0,
         ge=0,
-        description="How long a batch waits to fill before it runs (not when traffic is one "
+        description="How long a batch that is not full waits for company, from the later of "
+        "its first request's arrival and the end of the previous batch (not when traffic is one "
         "request at a time).",
     )
     sub_batch_size: int = Field(
