@@ -90,11 +90,10 @@ class ServingFront:
     async def _predict(self, body: bytes, content_type: bytes | None, send: Send) -> None:
         try:
             msg = parse_message(body, content_type)
-        except BadRequest as exc:
-            await _send_json(send, 422, {"detail": exc.detail})
-            return
-        try:
             payload = await self.predict(msg)
+        except BadRequest as exc:
+            await _send_json(send, exc.status, {"detail": exc.detail})
+            return
         except HTTPError as exc:
             await _send_json(send, exc.status, {"detail": exc.message}, exc.headers)
             return
@@ -106,14 +105,19 @@ class ServingFront:
 
 
 class BadRequest(Exception):
-    def __init__(self, detail: list[dict[str, Any]]) -> None:
+    """A body FastAPI would refuse: 422 with its validation errors, or 400 when unreadable."""
+
+    def __init__(self, detail: list[dict[str, Any]] | str, status: int = 422) -> None:
         super().__init__(detail)
-        self.detail = detail
+        self.detail, self.status = detail, status
+
+
+_NO_BODY = object()
 
 
 def parse_message(body: bytes, content_type: bytes | None) -> IncomingMessage:
-    """The body as FastAPI reads a JSON body parameter, with its 422 details on failure."""
-    obj: Any = None
+    """The body as FastAPI reads a JSON body parameter, with its error answers on failure."""
+    obj: Any = _NO_BODY
     if body and _is_json(content_type):
         try:
             obj = json.loads(body)
@@ -126,9 +130,11 @@ def parse_message(body: bytes, content_type: bytes | None) -> IncomingMessage:
                 "ctx": {"error": exc.msg},
             }
             raise BadRequest([error]) from exc
+        except (ValueError, RecursionError) as exc:  # not UTF-8, or nested too deep
+            raise BadRequest("There was an error parsing the body", status=400) from exc
     elif body:
         obj = body  # not JSON: fails validation as FastAPI's does
-    if obj is None:
+    if obj is _NO_BODY:
         raise BadRequest(
             [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
         )
@@ -176,5 +182,6 @@ async def _send(
 async def _send_json(
     send: Send, status: int, content: object, headers: dict[str, str] | None = None
 ) -> None:
-    body = json.dumps(content, separators=(",", ":"), default=str).encode()
+    # as Starlette's JSONResponse renders it
+    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
     await _send(send, status, body, headers)
