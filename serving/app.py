@@ -1,4 +1,5 @@
-"""The serving worker's HTTP API (FastAPI). Build with :func:`create_app`; run with uvicorn."""
+"""The serving worker's HTTP API: FastAPI behind a plain-ASGI front for ``POST /v1/predict``
+(:mod:`serving.front`). Build with :func:`create_app`; run with uvicorn."""
 
 from __future__ import annotations
 
