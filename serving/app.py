@@ -248,7 +248,7 @@ def create_app(settings: Settings, model_uri: str | None = None) -> ServingFront
         try:
             body = await answer(msg)
         except HTTPError as exc:
-            raise HTTPException(exc.status, exc.message, exc.headers) from exc
+            raise HTTPException(exc.status, exc.detail, exc.headers) from exc
         return Response(body, media_type="application/json")
 
     @app.get("/v1/model", response_model=ModelInfo)

@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi.encoders import jsonable_encoder
 from pydantic import ValidationError
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from thumbloop.contracts import IncomingMessage
@@ -31,11 +32,12 @@ PREDICT_PATH = "/v1/predict"
 
 
 class HTTPError(Exception):
-    """An answer other than 200 (status, message, extra headers)."""
+    """An answer other than 200: status, ``detail`` (a message, or FastAPI's list of
+    validation errors) and extra headers."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
+    def __init__(self, status: int, detail: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.headers = status, detail, headers or {}
 
 
 PredictHandler = Callable[[IncomingMessage], Awaitable[bytes]]
@@ -67,52 +69,67 @@ class ServingFront:
         self.max_body_bytes, self.on_too_large = max_body_bytes, on_too_large
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_body_bytes:
-            # refused by its Content-Length, before the body is read
-            self.on_too_large()
-            await _send_json(send, 413, {"detail": "request body too large"})
-            return
-        if scope["path"] != PREDICT_PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        try:
-            body = await _read_body(receive, self.max_body_bytes)
-        except _TooLarge:
-            self.on_too_large()
-            await _send_json(send, 413, {"detail": "request body too large"})
-            return
-        if body is None:  # the client went away
-            return
-        await self._predict(body, headers.get(b"content-type"), send)
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.max_body_bytes:
+                # refused by its Content-Length, before the body is read
+                await _refuse(self._over_limit(), scope, receive, send)
+                return
+            if scope["path"] == PREDICT_PATH and scope["method"] == "POST":
+                await self._predict(scope, receive, send, headers.get(b"content-type"))
+                return
+        await self.app(scope, receive, send)
 
-    async def _predict(self, body: bytes, content_type: bytes | None, send: Send) -> None:
+    def _over_limit(self) -> HTTPError:
+        self.on_too_large()
+        return HTTPError(413, "request body too large")
+
+    async def _predict(
+        self, scope: Scope, receive: Receive, send: Send, content_type: bytes | None
+    ) -> None:
         try:
-            msg = parse_message(body, content_type)
-            payload = await self.predict(msg)
-        except BadRequest as exc:
-            await _send_json(send, exc.status, {"detail": exc.detail})
-            return
+            body = await self._read_body(receive)
+            if body is None:  # the client went away
+                return
+            payload = await self.predict(parse_message(body, content_type))
         except HTTPError as exc:
-            await _send_json(send, exc.status, {"detail": exc.message}, exc.headers)
+            await _refuse(exc, scope, receive, send)
             return
         except Exception:  # a bug must not leave the client without an answer
             log.exception("predict failed")
-            await _send_json(send, 500, {"detail": "Internal Server Error"})
+            await _refuse(HTTPError(500, "Internal Server Error"), scope, receive, send)
             return
-        await _send(send, 200, payload)
+        # the hot path writes its two messages itself: a Response object costs more per request
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(payload)),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, or None when the client went away; over the limit (a chunked upload
+        gives no length to refuse it by) raises the 413."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise self._over_limit()
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
 
-class BadRequest(Exception):
-    """A body FastAPI would refuse: 422 with its validation errors, or 400 when unreadable."""
-
-    def __init__(self, detail: list[dict[str, Any]] | str, status: int = 422) -> None:
-        super().__init__(detail)
-        self.detail, self.status = detail, status
+async def _refuse(exc: HTTPError, scope: Scope, receive: Receive, send: Send) -> None:
+    await JSONResponse({"detail": exc.detail}, exc.status, exc.headers or None)(
+        scope, receive, send
+    )
 
 
 _NO_BODY = object()
@@ -132,59 +149,17 @@ def parse_message(body: bytes, content_type: bytes | None) -> IncomingMessage:
                 "input": {},
                 "ctx": {"error": exc.msg},
             }
-            raise BadRequest([error]) from exc
+            raise HTTPError(422, [error]) from exc
         except (ValueError, RecursionError) as exc:  # not UTF-8, or nested too deep
-            raise BadRequest("There was an error parsing the body", status=400) from exc
+            raise HTTPError(400, "There was an error parsing the body") from exc
     elif body:
         obj = body  # not JSON: fails validation as FastAPI's does
     if obj is _NO_BODY:
-        raise BadRequest(
-            [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
+        raise HTTPError(
+            422, [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
         )
     try:
         return IncomingMessage.model_validate(obj, from_attributes=True)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise BadRequest(jsonable_encoder(errors)) from exc
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None when the client went away; over ``limit`` (a chunked upload
-    gives no length to refuse it by) raises :class:`_TooLarge`."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _send(
-    send: Send, status: int, body: bytes, headers: dict[str, str] | None = None
-) -> None:
-    raw = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _send_json(
-    send: Send, status: int, content: object, headers: dict[str, str] | None = None
-) -> None:
-    # as Starlette's JSONResponse renders it
-    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-    await _send(send, status, body, headers)
+        raise HTTPError(422, jsonable_encoder(errors)) from exc
