@@ -220,6 +220,15 @@ def main() -> None:
         "THUMBLOOP_MAX_QUEUE": "4096",
         "THUMBLOOP_HOME": tempfile.mkdtemp(prefix="bench-home-"),
     }
+    # the embedded default's database, migrated as `thumbloop up` leaves it: reply choice then
+    # reads its (empty) vote counts the way a real server does, instead of failing over to
+    # uniform priors
+    subprocess.run(
+        [sys.executable, "-m", "thumbloop", "db", "upgrade"],
+        env=os.environ | base_env,
+        check=True,
+        capture_output=True,
+    )
     designs = {
         "a: batched server": (
             thumbloop,

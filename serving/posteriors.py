@@ -12,6 +12,7 @@ Redis layout: hash ``thumbloop:posterior:<model>:<intent>``, fields ``<response_
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Protocol
@@ -105,7 +106,12 @@ class SqlPosteriors:
     """Posteriors counted from stored votes joined to their interactions (one vote per rater).
 
     Nothing writes here: a vote stored by the learning worker is the update. Counts are cached
-    per intent for ``ttl_s`` so a busy intent costs one small query every few seconds.
+    per intent: within ``ttl_s`` they are served as they are; after it the stale counts are
+    still served while one background query per intent refreshes them (a few seconds' lag
+    means nothing to Thompson sampling). Only an intent never counted before waits for its
+    query, and concurrent requests for it share that one query: before, every request that
+    found the counts expired ran its own, and at concurrency 32 those queries competed with
+    the model for the cores.
     """
 
     def __init__(self, database_url: str, ttl_s: float = 2.0, cooldown_s: float = 5.0) -> None:
@@ -114,8 +120,10 @@ class SqlPosteriors:
         self._engine = create_engine(database_url, pool_pre_ping=True)
         self._ttl, self._cooldown = ttl_s, cooldown_s
         self._cache: dict[str, tuple[float, dict[str, Posterior]]] = {}
+        self._inflight: dict[str, asyncio.Task[dict[str, Posterior]]] = {}
         self._down_until = 0.0
         self.failures = 0
+        self.queries = 0
 
     def _count(self, intent: str) -> dict[str, Posterior]:
         from sqlalchemy import case, func, select
@@ -139,28 +147,41 @@ class SqlPosteriors:
                     fields[f"{rid}|b"] = fields.get(f"{rid}|b", 0.0) + float(n_down or 0)
         return _fold(fields)
 
-    async def get(self, intent: str) -> dict[str, Posterior]:
-        import asyncio
+    async def _refresh(self, intent: str) -> dict[str, Posterior]:
+        self.queries += 1
+        try:
+            value = await asyncio.to_thread(self._count, intent)
+        except Exception as exc:  # a missing table or a locked file: uniform prior for now
+            self.failures += 1
+            self._down_until = time.monotonic() + self._cooldown
+            log.warning("posteriors unavailable (%s); using uniform priors", type(exc).__name__)
+            cached = self._cache.get(intent)
+            return cached[1] if cached else {}
+        else:
+            self._cache[intent] = (time.monotonic(), value)
+            return value
+        finally:
+            self._inflight.pop(intent, None)
 
+    async def get(self, intent: str) -> dict[str, Posterior]:
         now = time.monotonic()
         cached = self._cache.get(intent)
         if cached and now - cached[0] < self._ttl:
             return cached[1]
         if now < self._down_until:
-            return {}
-        try:
-            value = await asyncio.to_thread(self._count, intent)
-        except Exception as exc:  # a missing table or a locked file: uniform prior for now
-            self.failures += 1
-            self._down_until = now + self._cooldown
-            log.warning("posteriors unavailable (%s); using uniform priors", type(exc).__name__)
-            return {}
-        self._cache[intent] = (now, value)
-        return value
+            return cached[1] if cached else {}
+        task = self._inflight.get(intent)
+        if task is None:
+            task = self._inflight[intent] = asyncio.create_task(self._refresh(intent))
+        if cached:
+            return cached[1]  # stale but close: the refresh runs in the background
+        return await asyncio.shield(task)
 
     async def update(self, intent: str, response_id: str, value: int, weight: float = 1.0) -> None:
         """Votes are stored by the learning worker; forget the cached counts so they show."""
         self._cache.pop(intent, None)
 
     async def close(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
         self._engine.dispose()

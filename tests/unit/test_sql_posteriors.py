@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from pathlib import Path
+
+import pytest
 
 from serving.posteriors import SqlPosteriors
 from serving.replies import TemplateReplies
 from tests.unit.test_replies import RESPONSES, ctx
 from thumbloop.contracts import Interaction, Vote
 from thumbloop.store.db import make_engine, session_scope, upgrade, upsert_interaction, upsert_vote
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A migrated SQLite database, as `thumbloop up` leaves it."""
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(db)
+    return db
 
 
 def _rate(url: str, response_id: str, values: list[int], intent: str = "card_arrival") -> None:
@@ -44,9 +55,7 @@ def _rate(url: str, response_id: str, values: list[int], intent: str = "card_arr
     engine.dispose()
 
 
-async def test_posteriors_count_the_stored_votes(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    upgrade(url)
+async def test_posteriors_count_the_stored_votes(url: str) -> None:
     _rate(url, "card_arrival/1", [1, 1, -1])
     _rate(url, "card_arrival/2", [-1, -1])
     _rate(url, "clarify+clarify:card_arrival|change_pin", [1])  # no variant to learn
@@ -63,9 +72,7 @@ async def test_posteriors_count_the_stored_votes(tmp_path: Path) -> None:
         await post.close()
 
 
-async def test_thompson_sampling_follows_votes_stored_in_the_database(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    upgrade(url)
+async def test_thompson_sampling_follows_votes_stored_in_the_database(url: str) -> None:
     _rate(url, "card_arrival/2", [1] * 30)
     _rate(url, "card_arrival/1", [-1] * 30)
     post = SqlPosteriors(url)
@@ -84,5 +91,36 @@ async def test_a_database_without_tables_means_uniform_priors(tmp_path: Path) ->
         assert post.failures == 1
         assert await post.get("card_arrival") == {}  # cooling down: no second query
         assert post.failures == 1
+    finally:
+        await post.close()
+
+
+async def test_concurrent_requests_for_an_uncounted_intent_share_one_query(url: str) -> None:
+    _rate(url, "card_arrival/1", [1, 1])
+    post = SqlPosteriors(url)
+    try:
+        got = await asyncio.gather(*(post.get("card_arrival") for _ in range(32)))
+        assert got == [{"card_arrival/1": (3.0, 1.0)}] * 32
+        assert post.queries == 1
+    finally:
+        await post.close()
+
+
+async def test_expired_counts_are_served_while_one_query_refreshes_them(url: str) -> None:
+    _rate(url, "card_arrival/1", [1])
+    post = SqlPosteriors(url, ttl_s=0.05)
+    try:
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 1.0)}
+        _rate(url, "card_arrival/1", [-1, -1])
+        await asyncio.sleep(0.1)  # the counts have expired
+        # the old counts answer at once, each request alike; one query refreshes them
+        stale = await asyncio.gather(*(post.get("card_arrival") for _ in range(8)))
+        assert stale == [{"card_arrival/1": (2.0, 1.0)}] * 8
+        assert post.queries == 2
+        for _ in range(100):  # the refresh lands in the background
+            await asyncio.sleep(0.01)
+            if await post.get("card_arrival") == {"card_arrival/1": (2.0, 3.0)}:
+                break
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 3.0)}
     finally:
         await post.close()
