@@ -150,7 +150,7 @@ def fine_tune(
             running += float(loss.detach())
             step += 1
             bar.update(1)
-            if budget.step_done(step) < total:
+            if budget.step_done(step) != total:
                 total = budget.total
                 bar.total = total
                 bar.refresh()
