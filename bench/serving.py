@@ -223,12 +223,14 @@ def main() -> None:
     # the embedded default's database, migrated as `thumbloop up` leaves it: reply choice then
     # reads its (empty) vote counts the way a real server does, instead of failing over to
     # uniform priors
-    subprocess.run(
+    upgrade = subprocess.run(
         [sys.executable, "-m", "thumbloop", "db", "upgrade"],
         env=os.environ | base_env,
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if upgrade.returncode:
+        sys.exit(f"thumbloop db upgrade failed:\n{upgrade.stdout}{upgrade.stderr}")
     designs = {
         "a: batched server": (
             thumbloop,

@@ -100,7 +100,8 @@ def fine_tune(
     budget: StepBudget | None = None,
 ) -> list[float]:
     """Tune the top ``n_layers - frozen`` layers and both heads; ``budget`` may cut the
-    planned steps to what fits its deadline (the schedule then decays over the cut total)."""
+    planned steps to what fits its deadline, or grow a cut plan back (the schedule then decays
+    over the current total)."""
     budget = budget or StepBudget(deadline=None)
     tuned = [p for layer in model.encoder.encoder.layer[frozen:] for p in layer.parameters()]
     heads = list(model.intent_head.parameters()) + list(model.sentiment_head.parameters())

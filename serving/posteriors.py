@@ -108,10 +108,10 @@ class SqlPosteriors:
     Nothing writes here: a vote stored by the learning worker is the update. Counts are cached
     per intent: within ``ttl_s`` they are served as they are; after it the stale counts are
     still served while one background query per intent refreshes them (a few seconds' lag
-    means nothing to Thompson sampling). Only an intent never counted before waits for its
-    query, and concurrent requests for it share that one query: before, every request that
-    found the counts expired ran its own, and at concurrency 32 those queries competed with
-    the model for the cores.
+    means nothing to Thompson sampling). Only an intent with no counts at hand (never counted,
+    or forgotten by ``update``) waits for its query, and concurrent requests share that one.
+    Before, every request that found the counts expired ran its own, and at concurrency 32
+    those queries competed with the model for the cores.
     """
 
     def __init__(self, database_url: str, ttl_s: float = 2.0, cooldown_s: float = 5.0) -> None:
@@ -120,7 +120,11 @@ class SqlPosteriors:
         self._engine = create_engine(database_url, pool_pre_ping=True)
         self._ttl, self._cooldown = ttl_s, cooldown_s
         self._cache: dict[str, tuple[float, dict[str, Posterior]]] = {}
-        self._inflight: dict[str, asyncio.Task[dict[str, Posterior]]] = {}
+        # per intent: the running refresh and the generation it counts; update() moves the
+        # generation on, so a refresh that began before a vote neither caches nor answers
+        self._inflight: dict[str, tuple[int, asyncio.Task[dict[str, Posterior]]]] = {}
+        self._generation: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[dict[str, Posterior]]] = set()  # every refresh still running
         self._down_until = 0.0
         self.failures = 0
         self.queries = 0
@@ -147,21 +151,29 @@ class SqlPosteriors:
                     fields[f"{rid}|b"] = fields.get(f"{rid}|b", 0.0) + float(n_down or 0)
         return _fold(fields)
 
-    async def _refresh(self, intent: str) -> dict[str, Posterior]:
+    async def _refresh(self, intent: str, generation: int) -> dict[str, Posterior]:
         self.queries += 1
+        started = time.monotonic()
+        cached = self._cache.get(intent)
         try:
             value = await asyncio.to_thread(self._count, intent)
-        except Exception as exc:  # a missing table or a locked file: uniform prior for now
+        except Exception as exc:  # a missing table or a locked file: what we had, for now
             self.failures += 1
             self._down_until = time.monotonic() + self._cooldown
-            log.warning("posteriors unavailable (%s); using uniform priors", type(exc).__name__)
-            cached = self._cache.get(intent)
+            log.warning(
+                "posteriors unavailable (%s); %s",
+                type(exc).__name__,
+                "serving the last counts" if cached else "using uniform priors",
+            )
             return cached[1] if cached else {}
         else:
-            self._cache[intent] = (time.monotonic(), value)
+            if self._generation.get(intent, 0) == generation:
+                self._cache[intent] = (started, value)
             return value
         finally:
-            self._inflight.pop(intent, None)
+            mine = self._inflight.get(intent)
+            if mine is not None and mine[0] == generation:
+                del self._inflight[intent]
 
     async def get(self, intent: str) -> dict[str, Posterior]:
         now = time.monotonic()
@@ -170,18 +182,24 @@ class SqlPosteriors:
             return cached[1]
         if now < self._down_until:
             return cached[1] if cached else {}
-        task = self._inflight.get(intent)
-        if task is None:
-            task = self._inflight[intent] = asyncio.create_task(self._refresh(intent))
+        generation = self._generation.get(intent, 0)
+        running = self._inflight.get(intent)
+        if running is None or running[0] != generation:
+            running = (generation, asyncio.create_task(self._refresh(intent, generation)))
+            self._inflight[intent] = running
+            self._tasks.add(running[1])
+            running[1].add_done_callback(self._tasks.discard)
         if cached:
             return cached[1]  # stale but close: the refresh runs in the background
-        return await asyncio.shield(task)
+        return await asyncio.shield(running[1])
 
     async def update(self, intent: str, response_id: str, value: int, weight: float = 1.0) -> None:
-        """Votes are stored by the learning worker; forget the cached counts so they show."""
+        """Votes are stored by the learning worker; forget the cached counts so they show,
+        including counts a refresh already under way read before this vote."""
         self._cache.pop(intent, None)
+        self._generation[intent] = self._generation.get(intent, 0) + 1
 
     async def close(self) -> None:
-        for task in list(self._inflight.values()):
-            task.cancel()
+        # let running queries finish (they are short) so none opens a connection after dispose
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._engine.dispose()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
+import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 from transformers import BertConfig, BertModel
@@ -14,9 +18,10 @@ from serving.model import HeadsConfig, ThumbloopModel
 
 
 class FakeClock:
-    def __init__(self, step_s: float) -> None:
+    def __init__(self, step_s: float | Callable[[int], float]) -> None:
+        """``step_s``: seconds each step takes, or a function of the step's (0-based) index."""
         self.now = 0.0
-        self.step_s = step_s
+        self.step_s = step_s if callable(step_s) else lambda _: step_s
 
     def __call__(self) -> float:
         return self.now
@@ -27,7 +32,7 @@ def run(budget: StepBudget, clock: FakeClock, steps: int) -> int:
     total = budget.plan(steps)
     step = 0
     while step < total:
-        clock.now += clock.step_s
+        clock.now += clock.step_s(step)
         step += 1
         total = budget.step_done(step)
     return step
@@ -58,27 +63,18 @@ def test_a_plan_that_overruns_ends_at_the_deadline() -> None:
 
 
 def test_a_slowdown_midway_shortens_the_plan_again() -> None:
-    clock = FakeClock(1.0)
+    clock = FakeClock(lambda step: 1.0 if step < 100 else 3.0)  # the machine gets busy
     budget = StepBudget(deadline=400.0, every=10, clock=clock)
-    total = budget.plan(1000)
-    step = 0
-    while step < total:
-        clock.now += 1.0 if step < 100 else 3.0  # the machine gets busy
-        step += 1
-        total = budget.step_done(step)
+    step = run(budget, clock, 1000)
     assert clock.now <= 400.0 + 3.0 * 10  # at most one re-measure interval late
     assert step < 250
 
 
 def test_a_plan_cut_on_a_slow_start_grows_back_and_still_meets_the_deadline() -> None:
-    clock = FakeClock(1.0)
+    # warming up, or a busy moment at the start
+    clock = FakeClock(lambda step: 3.0 if step < 30 else 0.3)
     budget = StepBudget(deadline=400.0, every=10, clock=clock)
-    total = budget.plan(1000)
-    step = 0
-    while step < total:
-        clock.now += 3.0 if step < 30 else 0.3  # warming up, or a busy moment at the start
-        step += 1
-        total = budget.step_done(step)
+    step = run(budget, clock, 1000)
     # the probe's 3 s a step planned ~130 steps; the measured rate then lets nearly all run
     assert step > 900
     assert clock.now <= 400.0
@@ -137,3 +133,30 @@ def test_fine_tune_stops_where_its_budget_cuts_it() -> None:
     assert budget.planned == 120
     assert budget.cut and budget.total <= 40
     assert clock.now == budget.total  # no step ran past the cut
+
+
+def test_fine_tune_runs_the_steps_a_plan_grown_back_allows(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A slow start cuts the plan; once steps get fast the plan grows back and fine-tuning runs
+    all of it, still within the deadline."""
+    clock = FakeClock(0.0)
+    model = _tiny_model()
+    budget = StepBudget(deadline=100.0, every=5, clock=clock)
+    steps = 0
+
+    def tick(*_: object) -> None:
+        nonlocal steps
+        clock.now += 3.0 if steps < 10 else 0.3
+        steps += 1
+
+    hook = register_optimizer_step_post_hook(tick)
+    try:
+        cfg = TrainConfig(epochs=3, intent_repeats=1, device="cpu")
+        with caplog.at_level(logging.INFO, logger="learning.budget"):
+            fine_tune(model, _batches(40), cfg, 1, torch.device("cpu"), False, budget)
+    finally:
+        hook.remove()
+    assert "steps fit (" in caplog.text and "fit again" in caplog.text  # cut, then grown
+    assert steps == budget.total == budget.planned == 120
+    assert clock.now <= 100.0

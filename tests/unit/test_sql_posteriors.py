@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -124,3 +126,50 @@ async def test_expired_counts_are_served_while_one_query_refreshes_them(url: str
         assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 3.0)}
     finally:
         await post.close()
+
+
+async def test_a_vote_during_a_refresh_is_not_hidden_by_it(url: str) -> None:
+    """A refresh that read the counts before a vote arrived neither caches them nor answers
+    requests that come after the vote."""
+    _rate(url, "card_arrival/1", [1])
+    post = SqlPosteriors(url)
+    reading, release = threading.Event(), threading.Event()
+    count = post._count
+
+    def slow_first(intent: str) -> dict[str, tuple[float, float]]:
+        value = count(intent)
+        if not reading.is_set():
+            reading.set()
+            release.wait(5)
+        return value
+
+    post._count = slow_first  # type: ignore[method-assign]
+    try:
+        first = asyncio.create_task(post.get("card_arrival"))
+        await asyncio.to_thread(reading.wait, 5)  # the first query has read one 👍
+        _rate(url, "card_arrival/1", [-1])
+        await post.update("card_arrival", "card_arrival/1", -1)
+        later = asyncio.create_task(post.get("card_arrival"))
+        release.set()
+        assert await first == {"card_arrival/1": (2.0, 1.0)}  # asked before the vote
+        assert await later == {"card_arrival/1": (2.0, 2.0)}
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 2.0)}
+    finally:
+        release.set()
+        await post.close()
+
+
+async def test_close_lets_a_running_query_answer_its_requests(url: str) -> None:
+    _rate(url, "card_arrival/1", [1])
+    post = SqlPosteriors(url)
+    count = post._count
+
+    def slow(intent: str) -> dict[str, tuple[float, float]]:
+        time.sleep(0.2)
+        return count(intent)
+
+    post._count = slow  # type: ignore[method-assign]
+    waiting = asyncio.create_task(post.get("card_arrival"))
+    await asyncio.sleep(0.05)  # the query is running
+    await post.close()
+    assert waiting.done() and waiting.result() == {"card_arrival/1": (2.0, 1.0)}
