@@ -223,14 +223,9 @@ def main() -> None:
     # the embedded default's database, migrated as `thumbloop up` leaves it: reply choice then
     # reads its (empty) vote counts the way a real server does, instead of failing over to
     # uniform priors
-    upgrade = subprocess.run(
-        [sys.executable, "-m", "thumbloop", "db", "upgrade"],
-        env=os.environ | base_env,
-        capture_output=True,
-        text=True,
-    )
-    if upgrade.returncode:
-        sys.exit(f"thumbloop db upgrade failed:\n{upgrade.stdout}{upgrade.stderr}")
+    from thumbloop.store.db import upgrade
+
+    upgrade(Settings(home=Path(base_env["THUMBLOOP_HOME"])).effective_database_url)
     designs = {
         "a: batched server": (
             thumbloop,

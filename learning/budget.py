@@ -60,20 +60,18 @@ class StepBudget:
         per_step = (now - self._t0) / timed
         fits = step + int(max(0.0, self.deadline - now) / per_step)
         if fits < self.total:
-            first = not self.cut
+            say, again = log.info if self.cut else log.warning, ""
             self.total = max(step, fits)
-            (log.warning if first else log.info)(
-                "time budget: %d of %d planned steps fit (%.0f ms/step)",
-                self.total,
-                self.planned,
-                per_step * 1000,
-            )
         elif self.cut and fits > self.total + self.every:
+            say, again = log.info, " again"
             self.total = min(self.planned, fits)
-            log.info(
-                "time budget: %d of %d planned steps fit again (%.0f ms/step)",
-                self.total,
-                self.planned,
-                per_step * 1000,
-            )
+        else:
+            return self.total
+        say(
+            "time budget: %d of %d planned steps fit%s (%.0f ms/step)",
+            self.total,
+            self.planned,
+            again,
+            per_step * 1000,
+        )
         return self.total

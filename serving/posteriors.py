@@ -154,10 +154,10 @@ class SqlPosteriors:
     async def _refresh(self, intent: str, generation: int) -> dict[str, Posterior]:
         self.queries += 1
         started = time.monotonic()
-        cached = self._cache.get(intent)
         try:
             value = await asyncio.to_thread(self._count, intent)
         except Exception as exc:  # a missing table or a locked file: what we had, for now
+            cached = self._cache.get(intent)
             self.failures += 1
             self._down_until = time.monotonic() + self._cooldown
             log.warning(
