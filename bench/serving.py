@@ -109,40 +109,102 @@ def load(url: str, concurrency: int, seconds: float, texts_file: Path) -> dict[s
 
 def ceiling(
     bundle_dir: Path, args: argparse.Namespace, texts: list[str], concurrency: int, seconds: float
-) -> dict[str, float]:
-    """(c): batches of `concurrency` messages straight through the model, no HTTP, no queue,
-    in the server's sub-batches (the fastest size measured: 32)."""
+) -> dict[str, Any]:
+    """(c): `concurrency` messages at a time straight through the model, no HTTP, no queue, in
+    the faster of two layouts: one process using every core, or (on a CPU) the server's model
+    processes with one torch thread each, sharing the messages (`serving.pool`)."""
+    from serving.pool import pool_size
+
+    best = _point(concurrency, [_forward_loop(bundle_dir, args, texts, concurrency, seconds)])
+    best["layout"] = "1 process"
+    procs = pool_size(None, args.device)
+    if procs >= 2 and concurrency >= procs:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        barrier, queue = ctx.Barrier(procs), ctx.Queue()
+        share = concurrency // procs
+        jobs = [
+            ctx.Process(
+                target=_forward_child,
+                args=(bundle_dir, args, texts[k::procs], share, seconds, barrier, queue),
+            )
+            for k in range(procs)
+        ]
+        for j in jobs:
+            j.start()
+        runs = [queue.get(timeout=300) for _ in jobs]
+        for j in jobs:
+            j.join()
+        split = _point(concurrency, runs)
+        split["layout"] = f"{procs} processes x 1 thread"
+        slower = min(best, split, key=lambda r: r["throughput_rps"])
+        best = max(best, split, key=lambda r: r["throughput_rps"])
+        best["other_layout_rps"] = slower["throughput_rps"]
+    return best
+
+
+def _point(concurrency: int, runs: list[tuple[int, list[float]]]) -> dict[str, Any]:
+    """One result row from loops that ran side by side over the same seconds."""
+    ms = np.concatenate([np.array(lat) * 1000 for _, lat in runs])
+    return {
+        "concurrency": concurrency,
+        "requests": sum(n for n, _ in runs),
+        "errors": 0,
+        "throughput_rps": sum(n / sum(lat) for n, lat in runs),
+        **{f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 95, 99)},
+    }
+
+
+def _forward_child(
+    bundle_dir: Path,
+    args: argparse.Namespace,
+    texts: list[str],
+    batch: int,
+    seconds: float,
+    barrier: Any,
+    queue: Any,
+) -> None:
+    queue.put(_forward_loop(bundle_dir, args, texts, batch, seconds, threads=1, barrier=barrier))
+
+
+def _forward_loop(
+    bundle_dir: Path,
+    args: argparse.Namespace,
+    texts: list[str],
+    batch_size: int,
+    seconds: float,
+    threads: int | None = None,
+    barrier: Any = None,
+) -> tuple[int, list[float]]:
+    """Batches of ``batch_size`` through the model for ``seconds``: messages done and each
+    batch's seconds."""
     import torch
 
     from serving.bundle import load_bundle
     from serving.device import resolve_device, use_cpu_bf16
     from serving.predictor import predict_bucketed
 
-    bundle = load_bundle(bundle_dir, resolve_device(args.device), use_cpu_bf16(args.cpu_bf16))
+    device = resolve_device(args.device, threads)
+    bundle = load_bundle(bundle_dir, device, use_cpu_bf16(args.cpu_bf16))
     chunk = DEFAULTS["sub_batch_size"]
     for _ in range(3):
-        predict_bucketed(bundle, texts[:concurrency], chunk=chunk)
-    lat, n, i = [], 0, 0
+        predict_bucketed(bundle, texts[:batch_size], chunk=chunk)
+    if barrier is not None:
+        barrier.wait()  # side-by-side loops measure over the same seconds
+    lat: list[float] = []
+    n = i = 0
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
-        batch = [texts[(i + k) % len(texts)] for k in range(concurrency)]
-        i += concurrency
+        batch = [texts[(i + k) % len(texts)] for k in range(batch_size)]
+        i += batch_size
         t = time.perf_counter()
         predict_bucketed(bundle, batch, chunk=chunk)
         if bundle.device.type == "cuda":
             torch.cuda.synchronize()
         lat.append(time.perf_counter() - t)
-        n += concurrency
-    ms = np.array(lat) * 1000
-    return {
-        "concurrency": concurrency,
-        "requests": n,
-        "errors": 0,
-        "throughput_rps": n / sum(lat),
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p95_ms": float(np.percentile(ms, 95)),
-        "p99_ms": float(np.percentile(ms, 99)),
-    }
+        n += batch_size
+    return n, lat
 
 
 def resolve_bundle(model: str | None) -> Path:
@@ -199,6 +261,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--max-batch-size", type=int, default=DEFAULTS["max_batch_size"])
     ap.add_argument("--max-wait-ms", type=float, default=DEFAULTS["max_wait_ms"])
+    ap.add_argument(
+        "--model-processes",
+        type=int,
+        default=None,
+        help="the servers' THUMBLOOP_MODEL_PROCESSES (default: theirs; 0 = model in the server)",
+    )
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "bench/results")))
     ap.add_argument(
         "--generative",
@@ -220,6 +288,8 @@ def main() -> None:
         "THUMBLOOP_MAX_QUEUE": "4096",
         "THUMBLOOP_HOME": tempfile.mkdtemp(prefix="bench-home-"),
     }
+    if args.model_processes is not None:
+        base_env["THUMBLOOP_MODEL_PROCESSES"] = str(args.model_processes)
     # the embedded default's database, migrated as `thumbloop up` leaves it: reply choice then
     # reads its (empty) vote counts the way a real server does, instead of failing over to
     # uniform priors
@@ -337,6 +407,7 @@ def report(
         "seconds_per_point": args.seconds,
         "max_batch_size": args.max_batch_size,
         "max_wait_ms": args.max_wait_ms,
+        "model_processes": args.model_processes,
         "cpu_bf16": args.cpu_bf16,
         "results": results,
         "ratios": ratios,

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import torch
 from fastapi import FastAPI, HTTPException, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -20,6 +21,7 @@ from serving.engine import ActiveModel, ModelHolder, RawOutput, load_active, set
 from serving.front import HTTPError, ServingFront
 from serving.generative import GenerativeReplies, GeneratorService
 from serving.metrics import ServingMetrics
+from serving.pool import PoolConfig, pool_size
 from serving.posteriors import PosteriorStore, RedisPosteriors, SqlPosteriors
 from serving.replies import ReplyContext, ReplyStrategy, TemplateReplies
 from serving.watcher import AliasWatcher
@@ -42,6 +44,7 @@ class ModelInfo(BaseModel):
     loaded_at: str
     device: str
     compute_dtype: str  # float32, or the autocast dtype (bfloat16 / float16)
+    model_processes: int  # 0: the model runs in the server process
     domain: str | None
     intents: int
     reply_strategy: str
@@ -58,8 +61,21 @@ class ServingState:
             settings.max_seq_len, settings.low_confidence, settings.sub_batch_size
         )
         self.device = resolve_device(settings.device, settings.cpu_threads)
+        self.processes = pool_size(settings.model_processes, self.device.type)
+        self.pool = (
+            PoolConfig(
+                processes=self.processes,
+                threads=max(1, torch.get_num_threads() // self.processes),
+                max_seq_len=settings.max_seq_len,
+                sub_batch=settings.sub_batch_size,
+                threshold=settings.low_confidence,
+                cpu_bf16=use_cpu_bf16(settings.cpu_bf16),
+            )
+            if self.processes
+            else None
+        )
         self.batcher: DynamicBatcher[str, RawOutput] = DynamicBatcher(
-            self.holder.process_chunks,
+            [self.holder.lane(k) for k in range(max(1, self.processes))],
             max_batch_size=settings.max_batch_size,
             max_wait_ms=settings.max_wait_ms,
             max_queue=settings.max_queue,
@@ -94,6 +110,8 @@ class ServingState:
             use_cpu_bf16(s.cpu_bf16),
             # only a generative server loads the bundle's generator, and so needs its base
             fetch_generator_base=self.generator is not None,
+            pool=self.pool,
+            on_pool_restart=self.metrics.model_process_restarts.inc,
         )
         settle_heap()
         return active
@@ -153,6 +171,7 @@ def create_app(settings: Settings, model_uri: str | None = None) -> ServingFront
             if state.watcher:
                 await state.watcher.stop()
             await state.batcher.stop()
+            await asyncio.to_thread(state.holder.close)
             if state.generator is not None:
                 await state.generator.stop()
             close = getattr(state.posteriors, "close", None)
@@ -263,6 +282,7 @@ def create_app(settings: Settings, model_uri: str | None = None) -> ServingFront
             loaded_at=active.loaded_at.isoformat(),
             device=str(state.device),
             compute_dtype=active.bundle.compute_dtype_name,
+            model_processes=state.processes,
             domain=active.bundle.meta.get("domain"),
             intents=len(active.bundle.intents),
             reply_strategy=settings.reply_strategy,

@@ -18,12 +18,17 @@ count is checked against its input count.
 A batch function may return its outputs at once or yield them in chunks of
 ``(indices, outputs)``: each chunk's requests are answered as soon as it is done, so their
 clients can send their next message while the rest of the batch still runs.
+
+Several batch functions make several lanes (one thread each, e.g. one per model process,
+:mod:`serving.pool`): a lane that finds others idle takes only its share of what waits, so a
+burst is spread over all of them instead of queueing behind one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -61,6 +66,15 @@ class _Pending(Generic[In, Out]):
 
 
 Chunk = tuple[Sequence[int], Sequence[Out]]
+BatchFn = Callable[[Sequence[In]], Sequence[Out] | Iterator[Chunk[Out]]]
+
+
+@dataclass
+class _Lane(Generic[In, Out]):
+    process: BatchFn[In, Out]
+    free_since: float = 0.0  # when this lane last finished a batch
+    last_seconds: float = 0.0  # and how long that batch took
+    thread: threading.Thread | None = None
 
 
 @dataclass
@@ -73,7 +87,7 @@ class BatchStats:
 class DynamicBatcher(Generic[In, Out]):
     def __init__(
         self,
-        process: Callable[[Sequence[In]], Sequence[Out] | Iterator[Chunk[Out]]],
+        process: BatchFn[In, Out] | Sequence[BatchFn[In, Out]],
         *,
         max_batch_size: int,
         max_wait_ms: float,
@@ -83,7 +97,10 @@ class DynamicBatcher(Generic[In, Out]):
     ) -> None:
         if max_batch_size < 1 or max_queue < 1:
             raise ValueError("max_batch_size and max_queue must be >= 1")
-        self._process = process
+        fns = list(process) if isinstance(process, Sequence) else [process]
+        if not fns:
+            raise ValueError("at least one batch function is needed")
+        self._lanes: list[_Lane[In, Out]] = [_Lane(fn) for fn in fns]
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
@@ -93,30 +110,42 @@ class DynamicBatcher(Generic[In, Out]):
         self._cond = threading.Condition()
         self._stopping = False
         self._last_size = 0  # quiet until traffic shows otherwise
-        self._free_since = 0.0  # when the model last finished a batch
-        self._last_seconds = 0.0  # and how long that batch took
-        self._thread: threading.Thread | None = None
+        self._idle = 0  # lanes waiting for work
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def depth(self) -> int:
         return len(self._pending)
 
+    @property
+    def lanes(self) -> int:
+        return len(self._lanes)
+
+    @property
+    def idle_lanes(self) -> int:
+        """Lanes waiting for work (the rest are running a batch)."""
+        return self._idle
+
     def start(self) -> None:
-        if self._thread is None:
+        if self._lanes[0].thread is None:
             self._loop = asyncio.get_running_loop()
             self._stopping = False
-            self._thread = threading.Thread(target=self._work, name="batch", daemon=True)
-            self._thread.start()
+            for k, lane in enumerate(self._lanes):
+                lane.thread = threading.Thread(
+                    target=self._work, args=(lane,), name=f"batch-{k}", daemon=True
+                )
+                lane.thread.start()
 
     async def stop(self) -> None:
-        """Let the running batch finish; fail what is still waiting."""
-        if self._thread is not None:
+        """Let the running batches finish; fail what is still waiting."""
+        if self._lanes[0].thread is not None:
             with self._cond:
                 self._stopping = True
                 self._cond.notify_all()
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
+            for lane in self._lanes:
+                if lane.thread is not None:
+                    await asyncio.to_thread(lane.thread.join)
+                    lane.thread = None
         with self._cond:
             left = list(self._pending)
             self._pending.clear()
@@ -143,37 +172,46 @@ class DynamicBatcher(Generic[In, Out]):
         finally:
             timer.cancel()
 
-    def _take(self) -> list[_Pending[In, Out]] | None:
-        """The next batch, oldest first; None when stopping. A batch runs once it is full or
-        ``max_wait`` has passed since its oldest request's arrival or, when that request queued
-        during the last batch, since that batch ended (capped at ``IDLE_SHARE`` of the batch's
-        time); at once while traffic comes one request at a time."""
+    def _take(self, lane: _Lane[In, Out]) -> list[_Pending[In, Out]] | None:
+        """The lane's next batch, oldest first; None when stopping. A batch runs once it is
+        full or ``max_wait`` has passed since its oldest request's arrival or, when that request
+        queued during the lane's last batch, since that batch ended (capped at ``IDLE_SHARE`` of
+        the batch's time); at once while traffic comes one request at a time. With other lanes
+        idle it takes an equal share of what waits and wakes the next lane for the rest."""
         with self._cond:
-            while not self._pending and not self._stopping:
-                self._cond.wait()
-            wait = self.max_wait if self._last_size > 1 else 0.0
-            first = self._pending[0].enqueued if self._pending else 0.0
-            if first < self._free_since:
-                # queued while the model was busy: wait from the end of that batch, but idle
-                # at most a share of the model's time (a GPU batch may take only milliseconds)
-                until = self._free_since + min(wait, IDLE_SHARE * self._last_seconds)
-            else:
-                until = first + wait
-            while len(self._pending) < self.max_batch_size and not self._stopping:
-                remaining = until - time.perf_counter()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            if self._stopping:
-                return None
-            n = min(len(self._pending), self.max_batch_size)
-            self._last_size = n
-            return [self._pending.popleft() for _ in range(n)]
+            self._idle += 1
+            try:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                wait = self.max_wait if self._last_size > 1 else 0.0
+                first = self._pending[0].enqueued if self._pending else 0.0
+                if first < lane.free_since:
+                    # queued while the lane was busy: wait from the end of that batch, but idle
+                    # at most a share of its time (a GPU batch may take only milliseconds)
+                    until = lane.free_since + min(wait, IDLE_SHARE * lane.last_seconds)
+                else:
+                    until = first + wait
+                while len(self._pending) < self.max_batch_size and not self._stopping:
+                    remaining = until - time.perf_counter()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                if self._stopping:
+                    return None
+                share = math.ceil(len(self._pending) / self._idle)
+                n = min(share, self.max_batch_size)
+                self._last_size = n
+                batch = [self._pending.popleft() for _ in range(n)]
+                if self._pending:
+                    self._cond.notify()  # an idle lane takes the rest
+                return batch
+            finally:
+                self._idle -= 1
 
-    def _work(self) -> None:
+    def _work(self, lane: _Lane[In, Out]) -> None:
         loop = self._loop
         assert loop is not None
-        while (batch := self._take()) is not None:
+        while (batch := self._take(lane)) is not None:
             now = time.perf_counter()
             live: list[_Pending[In, Out]] = []
             expired: list[_Pending[In, Out]] = []
@@ -185,7 +223,7 @@ class DynamicBatcher(Generic[In, Out]):
                 continue
             start = time.perf_counter()
             try:
-                self._run(live, loop)
+                self._run(lane, live, loop)
             except Exception as exc:  # isolate: this batch fails, the loop goes on
                 log.exception("batch of %d failed", len(live))
                 err = (
@@ -193,8 +231,8 @@ class DynamicBatcher(Generic[In, Out]):
                 )
                 loop.call_soon_threadsafe(_fail, live, err)
             finally:
-                self._free_since = time.perf_counter()
-                self._last_seconds = self._free_since - start
+                lane.free_since = time.perf_counter()
+                lane.last_seconds = lane.free_since - start
 
     def _expire(self, expired: list[_Pending[In, Out]]) -> None:
         for p in expired:
@@ -203,11 +241,13 @@ class DynamicBatcher(Generic[In, Out]):
         if self._on_expired:
             self._on_expired(len(expired))
 
-    def _run(self, live: list[_Pending[In, Out]], loop: asyncio.AbstractEventLoop) -> None:
+    def _run(
+        self, lane: _Lane[In, Out], live: list[_Pending[In, Out]], loop: asyncio.AbstractEventLoop
+    ) -> None:
         """Run the batch and hand each chunk's results to the event loop as soon as it is
         ready. Every input must get exactly one output."""
         start = time.perf_counter()
-        result = self._process([p.payload for p in live])
+        result = lane.process([p.payload for p in live])
         chunks: Iterator[Chunk[Out]] = (
             iter([(range(len(live)), result)]) if isinstance(result, Sequence) else result
         )

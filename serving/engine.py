@@ -9,15 +9,16 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from serving.bundle import LoadedBundle, load_bundle
+from serving.bundle import LoadedBundle, find_bundle_dir, load_bundle
+from serving.pool import ModelPool, PoolConfig, PoolRetired
 from serving.predictor import predict_batch, predict_chunks
 from serving.source import ResolvedModel, resolve
 
@@ -30,12 +31,16 @@ WARMUP_TEXTS = [
 ]
 
 
+Chunk = tuple[list[int], list["RawOutput"]]  # input indices and their outputs
+
+
 @dataclass(frozen=True)
 class ActiveModel:
     bundle: LoadedBundle
     version: str
     uri: str
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    pool: ModelPool | None = None  # the processes that run its batches, if not this one
 
 
 @dataclass(frozen=True)
@@ -60,21 +65,40 @@ def load_active(
     max_seq_len: int,
     cpu_bf16: bool = False,
     fetch_generator_base: bool = True,
+    pool: PoolConfig | None = None,
+    on_pool_restart: Callable[[], None] | None = None,
 ) -> ActiveModel:
+    """The model at ``uri``, warmed up; with ``pool``, its batches run in model processes
+    (started and warm when this returns) and this process keeps the bundle for its labels,
+    replies and metadata."""
     resolved: ResolvedModel = resolve(uri, tracking_uri, cache_dir, fetch_base=fetch_generator_base)
     bundle = load_bundle(resolved.bundle_dir, device, cpu_bf16)
+    active = ActiveModel(bundle, resolved.version, uri)
     start = time.perf_counter()
-    for n in (1, 4, 16):  # warm up kernels and allocator for a few batch shapes
-        predict_batch(bundle, (WARMUP_TEXTS * n)[:n], max_seq_len)
+    if pool is None:
+        warm_up(bundle, max_seq_len)
+    else:
+        procs = ModelPool(
+            find_bundle_dir(resolved.bundle_dir), resolved.version, uri, pool, on_pool_restart
+        )
+        procs.start()
+        active = replace(active, pool=procs)
     log.info(
-        "loaded %s (%s) on %s (%s), warm-up %.2f s",
+        "loaded %s (%s) on %s (%s)%s, warm-up %.2f s",
         resolved.version,
         uri,
         device,
         bundle.compute_dtype_name,
+        f" in {pool.processes} model processes" if pool else "",
         time.perf_counter() - start,
     )
-    return ActiveModel(bundle, resolved.version, uri)
+    return active
+
+
+def warm_up(bundle: LoadedBundle, max_seq_len: int) -> None:
+    """Run a few batch shapes once: kernels and the allocator are ready before real traffic."""
+    for n in (1, 4, 16):
+        predict_batch(bundle, (WARMUP_TEXTS * n)[:n], max_seq_len)
 
 
 def settle_heap() -> None:
@@ -98,8 +122,34 @@ class ModelHolder:
         self.threshold_override = threshold_override
 
     def swap(self, new: ActiveModel) -> ActiveModel | None:
+        """Make ``new`` current; the old model's processes stop after their running batches."""
         old, self.current = self.current, new
+        if old is not None and old.pool is not None and old.pool is not new.pool:
+            old.pool.retire()
         return old
+
+    def close(self) -> None:
+        active = self.current
+        if active is not None and active.pool is not None:
+            active.pool.close()
+
+    def lane(
+        self, k: int
+    ) -> Callable[[Sequence[str]], Iterator[tuple[list[int], list[RawOutput]]]]:
+        """Batcher lane ``k``: the current model's process ``k``, or this process when the
+        model has no pool."""
+
+        def run(texts: Sequence[str]) -> Iterator[Chunk]:
+            while True:
+                active = self.current
+                if active is None or active.pool is None:
+                    return self.process_chunks(texts)
+                try:
+                    return iter([(list(range(len(texts))), active.pool.run(k, texts))])
+                except PoolRetired:  # swapped out between reading it and sending: again
+                    continue
+
+        return run
 
     def process(self, texts: Sequence[str]) -> list[RawOutput]:
         """All outputs at once, in input order."""

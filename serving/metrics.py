@@ -42,6 +42,11 @@ class ServingMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.model_process_restarts = Counter(
+            "thumbloop_model_process_restarts_total",
+            "Model processes started again after one died",
+            registry=self.registry,
+        )
         self.model_info = Info("thumbloop_model", "The model being served", registry=self.registry)
         self.replies = Counter(
             "thumbloop_replies_total",

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     cpu_threads: int | None = Field(
         default=None, ge=1, description="torch threads on CPU; default: all cores."
     )
+    model_processes: int | None = Field(
+        default=None,
+        ge=0,
+        description="Serving on a CPU: run batches in this many model processes at once, each "
+        "with an equal share of `cpu_threads`; 0 = in the server process. Default: one per core "
+        "(at most 4) where there are 2 cores or more.",
+    )
 
     # serving
     serving_url: str = Field(

@@ -41,6 +41,7 @@ def serve_settings(tiny_settings: Settings) -> Settings:
         watch_interval_s=0.3,
         max_wait_ms=10,
         max_batch_size=32,
+        model_processes=2,  # the CPU default where there are 2 cores or more, on any machine
         redis_url="redis://127.0.0.1:6379/0",
     )
 
@@ -89,6 +90,7 @@ def test_predict_returns_a_full_prediction(server: str, versions: dict[str, str]
         info["version"] == p.model_version
         and info["alias"] == "champion"
         and info["device"] == "cpu"
+        and info["model_processes"] == 2
         and info["compute_dtype"] == ("bfloat16" if cpu_has_native_bf16() else "float32")
     )
     assert httpx.get(f"{server}/healthz").status_code == 200

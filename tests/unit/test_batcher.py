@@ -1,7 +1,7 @@
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
@@ -249,3 +249,97 @@ async def test_after_a_busy_batch_the_window_restarts_capped_by_that_batch(
     finally:
         release.set()
         await b.stop()
+
+
+async def _until_idle(b: DynamicBatcher[int, int], lanes: int) -> None:
+    for _ in range(500):
+        if b.idle_lanes == lanes:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{b.idle_lanes} of {lanes} lanes idle")
+
+
+async def test_a_burst_is_shared_by_idle_lanes_running_at_once() -> None:
+    both = threading.Barrier(2, timeout=5)  # broken (and the batch failed) unless both run
+    ran: list[tuple[int, int]] = []
+
+    def lane(k: int) -> Callable[[Sequence[int]], list[int]]:
+        def run(xs: Sequence[int]) -> list[int]:
+            ran.append((k, len(xs)))
+            if len(ran) <= 2:
+                both.wait()
+            return _double(xs)
+
+        return run
+
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        [lane(0), lane(1)], max_batch_size=32, max_wait_ms=50, max_queue=100
+    )
+    assert b.lanes == 2
+    b.start()
+    try:
+        await _until_idle(b, 2)
+        out = await asyncio.gather(*(b.submit(i, timeout=10) for i in range(8)))
+    finally:
+        await b.stop()
+    assert out == [2 * i for i in range(8)]
+    assert {k for k, _ in ran[:2]} == {0, 1} and sum(n for _, n in ran) == 8
+
+
+async def test_a_busy_lane_leaves_the_queue_to_the_others() -> None:
+    gate = threading.Event()
+    ran: list[tuple[int, int]] = []
+
+    def lane(k: int) -> Callable[[Sequence[int]], list[int]]:
+        def run(xs: Sequence[int]) -> list[int]:
+            ran.append((k, len(xs)))
+            if -1 in xs:
+                gate.wait(5)
+            return _double(xs)
+
+        return run
+
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        [lane(0), lane(1)], max_batch_size=4, max_wait_ms=20, max_queue=100
+    )
+    b.start()
+    try:
+        await _until_idle(b, 2)
+        blocked = asyncio.create_task(b.submit(-1, timeout=10))
+        await _until_idle(b, 1)  # one lane holds the blocked request
+        busy = next(k for k, n in ran)
+        out = await asyncio.gather(*(b.submit(i, timeout=10) for i in range(10)))
+        assert out == [2 * i for i in range(10)]
+        assert all(k != busy for k, _ in ran[1:]) and max(n for _, n in ran) <= 4
+        gate.set()
+        assert await blocked == -2
+    finally:
+        gate.set()
+        await b.stop()
+
+
+async def test_one_lane_failing_fails_only_its_batch() -> None:
+    both = threading.Barrier(2, timeout=5)  # each lane holds one of the two requests
+
+    def broken(xs: Sequence[int]) -> list[int]:
+        both.wait()
+        raise RuntimeError("this lane is broken")
+
+    def good(xs: Sequence[int]) -> list[int]:
+        both.wait()
+        return _double(xs)
+
+    b: DynamicBatcher[int, int] = DynamicBatcher(
+        [broken, good], max_batch_size=1, max_wait_ms=0, max_queue=100
+    )
+    b.start()
+    try:
+        await _until_idle(b, 2)
+        results = await asyncio.gather(
+            *(b.submit(i, timeout=5) for i in (1, 2)), return_exceptions=True
+        )
+    finally:
+        await b.stop()
+    failed = [r for r in results if isinstance(r, BatchFailed)]
+    assert len(failed) == 1 and "this lane is broken" in str(failed[0])
+    assert [r for r in results if not isinstance(r, BaseException)] in ([2], [4])
