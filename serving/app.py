@@ -192,6 +192,8 @@ def create_app(settings: Settings, model_uri: str | None = None) -> ServingFront
             if state.holder.current is None:
                 state.holder.swap(active)
                 state.on_loaded(active.version, active)
+            elif active.pool is not None:  # the watcher swapped a model in first
+                await asyncio.to_thread(active.pool.close)
 
     app = FastAPI(
         title="Thumbloop serving",
