@@ -189,11 +189,8 @@ def create_app(settings: Settings, model_uri: str | None = None) -> ServingFront
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
-            if state.holder.current is None:
-                state.holder.swap(active)
+            if state.holder.install_first(active):
                 state.on_loaded(active.version, active)
-            elif active.pool is not None:  # the watcher swapped a model in first
-                await asyncio.to_thread(active.pool.close)
 
     app = FastAPI(
         title="Thumbloop serving",

@@ -31,7 +31,7 @@ WARMUP_TEXTS = [
 ]
 
 
-Chunk = tuple[list[int], list["RawOutput"]]  # input indices and their outputs
+OutputChunk = tuple[list[int], list["RawOutput"]]  # input indices and their outputs
 
 
 @dataclass(frozen=True)
@@ -128,18 +128,26 @@ class ModelHolder:
             old.pool.retire()
         return old
 
+    def install_first(self, active: ActiveModel) -> bool:
+        """Make ``active`` current unless a model already is (the watcher swapped one in
+        first); a model that is not installed has its processes stopped."""
+        if self.current is None:
+            self.current = active
+            return True
+        if active.pool is not None:
+            active.pool.retire()
+        return False
+
     def close(self) -> None:
         active = self.current
         if active is not None and active.pool is not None:
             active.pool.close()
 
-    def lane(
-        self, k: int
-    ) -> Callable[[Sequence[str]], Iterator[tuple[list[int], list[RawOutput]]]]:
+    def lane(self, k: int) -> Callable[[Sequence[str]], Iterator[OutputChunk]]:
         """Batcher lane ``k``: the current model's process ``k``, or this process when the
         model has no pool."""
 
-        def run(texts: Sequence[str]) -> Iterator[Chunk]:
+        def run(texts: Sequence[str]) -> Iterator[OutputChunk]:
             while True:
                 active = self.current
                 if active is None or active.pool is None:
@@ -159,7 +167,7 @@ class ModelHolder:
                 out[i] = o
         return [o for o in out if o is not None]
 
-    def process_chunks(self, texts: Sequence[str]) -> Iterator[tuple[list[int], list[RawOutput]]]:
+    def process_chunks(self, texts: Sequence[str]) -> Iterator[OutputChunk]:
         """Outputs per length-sorted sub-batch as each finishes (the batcher answers them at
         once). The whole batch runs on the model that was current when it started."""
         active = self.current
