@@ -108,6 +108,37 @@ async def test_concurrent_requests_for_an_uncounted_intent_share_one_query(url: 
         await post.close()
 
 
+async def test_one_query_counts_every_intent(url: str) -> None:
+    _rate(url, "card_arrival/1", [1, 1])
+    _rate(url, "change_pin/1", [-1], intent="change_pin")
+    post = SqlPosteriors(url)
+    try:
+        assert await post.get("card_arrival") == {"card_arrival/1": (3.0, 1.0)}
+        assert await post.get("change_pin") == {"change_pin/1": (1.0, 2.0)}
+        assert await post.get("lost_or_stolen_card") == {}
+        assert post.queries == 1
+    finally:
+        await post.close()
+
+
+async def test_a_vote_on_one_intent_leaves_the_others_counted(url: str) -> None:
+    """update() forgets only its own intent: the others answer from the table at once while
+    the forgotten one waits for a fresh count."""
+    _rate(url, "card_arrival/1", [1])
+    _rate(url, "change_pin/1", [1], intent="change_pin")
+    post = SqlPosteriors(url)
+    try:
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 1.0)}
+        _rate(url, "change_pin/1", [-1], intent="change_pin")
+        await post.update("change_pin", "change_pin/1", -1)
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 1.0)}
+        assert post.queries == 1
+        assert await post.get("change_pin") == {"change_pin/1": (2.0, 2.0)}
+        assert post.queries == 2
+    finally:
+        await post.close()
+
+
 async def test_expired_counts_are_served_while_one_query_refreshes_them(url: str) -> None:
     _rate(url, "card_arrival/1", [1])
     post = SqlPosteriors(url, ttl_s=0.05)
@@ -136,8 +167,8 @@ async def test_a_vote_during_a_refresh_is_not_hidden_by_it(url: str) -> None:
     reading, release = threading.Event(), threading.Event()
     count = post._count
 
-    def slow_first(intent: str) -> dict[str, tuple[float, float]]:
-        value = count(intent)
+    def slow_first() -> dict[str, dict[str, tuple[float, float]]]:
+        value = count()
         if not reading.is_set():
             reading.set()
             release.wait(5)
@@ -164,9 +195,9 @@ async def test_close_lets_a_running_query_answer_its_requests(url: str) -> None:
     post = SqlPosteriors(url)
     count = post._count
 
-    def slow(intent: str) -> dict[str, tuple[float, float]]:
+    def slow() -> dict[str, dict[str, tuple[float, float]]]:
         time.sleep(0.2)
-        return count(intent)
+        return count()
 
     post._count = slow  # type: ignore[method-assign]
     waiting = asyncio.create_task(post.get("card_arrival"))
