@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from serving.posteriors import base_response_id
+from serving.posteriors import base_response_id, posterior_key
 
 log = logging.getLogger(__name__)
-
-
-def posterior_key(namespace: str, intent: str) -> str:
-    return f"thumbloop:posterior:{namespace}:{intent}"
 
 
 class PosteriorWriter:

@@ -6,8 +6,14 @@ embedded default learns reply choice too. All sit behind the same two calls. Whe
 unreachable, reads fall back to the uniform prior for a short cool-down instead of waiting on a
 dead socket for every request.
 
-Redis layout: hash ``thumbloop:posterior:<model>:<intent>``, fields ``<response_id>|a`` and
-``<response_id>|b`` holding the accumulated 👍 and 👎 weights (the prior Beta(1, 1) is implicit).
+Both stores read every intent's posteriors in one go and keep that table for a couple of
+seconds (:class:`PosteriorTable`): a request costs a dictionary lookup, not a query or a Redis
+round trip on the event loop that shares the cores with the model. A vote shows within the
+table's lifetime (2 s by default); a vote this process records itself shows at once.
+
+Redis layout: hash ``thumbloop:posterior:<model>:<intent>`` (:func:`posterior_key`), fields
+``<response_id>|a`` and ``<response_id>|b`` holding the accumulated 👍 and 👎 weights (the prior
+Beta(1, 1) is implicit).
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 log = logging.getLogger(__name__)
 
 Posterior = tuple[float, float]  # (alpha, beta) including the Beta(1, 1) prior
+Table = dict[str, dict[str, Posterior]]  # intent -> response id -> posterior
 
 
 class PosteriorStore(Protocol):
@@ -38,6 +46,10 @@ def base_response_id(response_id: str) -> str | None:
     their own (a thumb on generated text says nothing about the written variant's wording)."""
     base = response_id.split("+", 1)[0]
     return None if "clarify" in base or base == GENERATED else base
+
+
+def posterior_key(namespace: str, intent: str) -> str:
+    return f"thumbloop:posterior:{namespace}:{intent}"
 
 
 def _fold(fields: dict[str, float]) -> dict[str, Posterior]:
@@ -67,72 +79,152 @@ class InMemoryPosteriors:
         table[key] = table.get(key, 0.0) + weight
 
 
+class PosteriorTable:
+    """Every intent's posteriors from one ``load()``, cached. Within ``ttl_s`` the table is
+    served as it is; after it the stale table is still served while one background load
+    refreshes it (a few seconds' lag means nothing to Thompson sampling). Only a request for an
+    intent with no counts at hand (nothing loaded yet, or forgotten by :meth:`forget`) waits for
+    the load, and concurrent requests share that one. A failed load serves what was loaded
+    last (uniform priors if nothing was) and is not tried again for ``cooldown_s``.
+
+    Why one load for all intents: one query (or Redis round trip) per intent and request made
+    the store's reads a quarter of the server process's event-loop time at 300 req/s (py-spy),
+    taken from the model's forward pass on the same cores.
+    """
+
+    def __init__(
+        self, load: Callable[[], Awaitable[Table]], ttl_s: float = 2.0, cooldown_s: float = 5.0
+    ) -> None:
+        self._load = load
+        self._ttl, self._cooldown = ttl_s, cooldown_s
+        self._table: tuple[float, Table] | None = None  # when loaded, what
+        # forget() moves the generation on and marks its intent, so a load that began before
+        # a vote neither caches nor answers the requests that come after it
+        self._generation = 0
+        self._forgotten: set[str] = set()
+        self._inflight: tuple[int, asyncio.Task[Table]] | None = None
+        self._tasks: set[asyncio.Task[Table]] = set()  # every load still running
+        self._down_until = 0.0
+        self.failures = 0
+        self.loads = 0
+
+    async def _refresh(self, generation: int) -> Table:
+        self.loads += 1
+        started = time.monotonic()
+        try:
+            value = await self._load()
+        except Exception as exc:  # the store is down, a table is missing: what we had, for now
+            self.failures += 1
+            self._down_until = time.monotonic() + self._cooldown
+            log.warning(
+                "posteriors unavailable (%s); %s",
+                type(exc).__name__,
+                "serving the last counts" if self._table else "using uniform priors",
+            )
+            return self._table[1] if self._table else {}
+        else:
+            if self._generation == generation:
+                self._table = (started, value)
+                self._forgotten.clear()
+            return value
+        finally:
+            if self._inflight is not None and self._inflight[0] == generation:
+                self._inflight = None
+
+    def _start_refresh(self) -> asyncio.Task[Table]:
+        running = self._inflight
+        if running is None or running[0] != self._generation:
+            task = asyncio.create_task(self._refresh(self._generation))
+            running = self._inflight = (self._generation, task)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return running[1]
+
+    async def get(self, intent: str) -> dict[str, Posterior]:
+        now = time.monotonic()
+        table = self._table
+        if table is not None and intent not in self._forgotten:
+            if now - table[0] >= self._ttl and now >= self._down_until:
+                self._start_refresh()  # stale but close: the refresh runs in the background
+            return table[1].get(intent, {})
+        if now < self._down_until:
+            return {}
+        table_now = await asyncio.shield(self._start_refresh())
+        return table_now.get(intent, {})
+
+    def forget(self, intent: str) -> None:
+        """The intent's counts changed: its next request waits for a load that began after
+        this call."""
+        self._forgotten.add(intent)
+        self._generation += 1
+
+    async def close(self) -> None:
+        """Let running loads finish (they are short), so none starts work after the store's
+        connections are gone and no waiting request is cancelled."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 class RedisPosteriors:
-    def __init__(self, url: str, namespace: str, cooldown_s: float = 5.0, timeout_s: float = 0.05):
+    """Posteriors in Redis, kept there by the learning worker (``learning.posterior_sync``) and
+    shared by every serving replica. One load reads every intent's hash: a ``SCAN`` for this
+    model's keys, then their ``HGETALL``s in one pipelined round trip."""
+
+    def __init__(
+        self,
+        url: str,
+        namespace: str,
+        ttl_s: float = 2.0,
+        cooldown_s: float = 5.0,
+        timeout_s: float = 0.25,
+    ) -> None:
         import redis.asyncio as aioredis
 
         self._redis = aioredis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
         self._ns = namespace
-        self._cooldown = cooldown_s
-        self._down_until = 0.0
-        self.failures = 0
+        self._prefix = posterior_key(namespace, "")
+        self.table = PosteriorTable(self._read_all, ttl_s, cooldown_s)
 
-    def _key(self, intent: str) -> str:
-        return f"thumbloop:posterior:{self._ns}:{intent}"
+    async def _read_all(self) -> Table:
+        keys = [k async for k in self._redis.scan_iter(match=self._prefix + "*", count=1000)]
+        if not keys:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hgetall(key)
+            hashes = await pipe.execute()
+        return {
+            _text(key)[len(self._prefix) :]: _fold({_text(k): float(v) for k, v in raw.items()})
+            for key, raw in zip(keys, hashes, strict=True)
+        }
 
     async def get(self, intent: str) -> dict[str, Posterior]:
-        if time.monotonic() < self._down_until:
-            return {}
-        try:
-            raw = await self._redis.hgetall(self._key(intent))
-        except Exception as exc:  # any Redis trouble means: uniform prior for now
-            self.failures += 1
-            self._down_until = time.monotonic() + self._cooldown
-            log.warning("posteriors unavailable (%s); using uniform priors", type(exc).__name__)
-            return {}
-        return _fold({_text(k): float(v) for k, v in raw.items()})
+        return await self.table.get(intent)
 
     async def update(self, intent: str, response_id: str, value: int, weight: float = 1.0) -> None:
         field = f"{response_id}|{'a' if value > 0 else 'b'}"
-        await self._redis.hincrbyfloat(self._key(intent), field, weight)
+        await self._redis.hincrbyfloat(posterior_key(self._ns, intent), field, weight)
+        self.table.forget(intent)
 
     async def close(self) -> None:
+        await self.table.close()
         await self._redis.aclose()
 
 
 class SqlPosteriors:
-    """Posteriors counted from stored votes joined to their interactions (one vote per rater).
-
-    Nothing writes here: a vote stored by the learning worker is the update. One query counts
-    every intent at once, and its table is cached: within ``ttl_s`` it is served as it is;
-    after it the stale table is still served while one background query refreshes it (a few
-    seconds' lag means nothing to Thompson sampling). Only a request for an intent with no
-    counts at hand (nothing counted yet, or forgotten by ``update``) waits for the query, and
-    concurrent requests share that one. Before, each intent had its own query, so at 300 req/s
-    over ~80 intents about 40 queries a second ran on the server process's cores, about a
-    quarter of its event loop's time (py-spy), taken from the model's forward pass.
-    """
+    """Posteriors counted from stored votes joined to their interactions (one vote per rater),
+    every intent in one grouped query. Nothing writes here: a vote stored by the learning
+    worker is the update, and shows once the table is reloaded."""
 
     def __init__(self, database_url: str, ttl_s: float = 2.0, cooldown_s: float = 5.0) -> None:
         from sqlalchemy import create_engine
 
         self._engine = create_engine(database_url, pool_pre_ping=True)
-        self._ttl, self._cooldown = ttl_s, cooldown_s
-        self._table: tuple[float, dict[str, dict[str, Posterior]]] | None = None  # when, counts
-        # update() moves the generation on and forgets its intent, so a refresh that began
-        # before a vote neither caches nor answers the requests that come after it
-        self._generation = 0
-        self._forgotten: set[str] = set()
-        self._inflight: tuple[int, asyncio.Task[dict[str, dict[str, Posterior]]]] | None = None
-        self._tasks: set[asyncio.Task[dict[str, dict[str, Posterior]]]] = set()  # still running
-        self._down_until = 0.0
-        self.failures = 0
-        self.queries = 0
+        # self._count is looked up at each load (the tests slow it down)
+        self.table = PosteriorTable(lambda: asyncio.to_thread(self._count), ttl_s, cooldown_s)
 
-    def _count(self) -> dict[str, dict[str, Posterior]]:
-        """Every intent's posteriors, from one grouped query."""
+    def _count(self) -> Table:
         from sqlalchemy import case, func, select
 
         from thumbloop.store.schema import InteractionRow, VoteRow
@@ -154,59 +246,14 @@ class SqlPosteriors:
                     mine[f"{rid}|b"] = mine.get(f"{rid}|b", 0.0) + float(n_down or 0)
         return {intent: _fold(f) for intent, f in fields.items()}
 
-    async def _refresh(self, generation: int) -> dict[str, dict[str, Posterior]]:
-        self.queries += 1
-        started = time.monotonic()
-        try:
-            value = await asyncio.to_thread(self._count)
-        except Exception as exc:  # a missing table or a locked file: what we had, for now
-            self.failures += 1
-            self._down_until = time.monotonic() + self._cooldown
-            log.warning(
-                "posteriors unavailable (%s); %s",
-                type(exc).__name__,
-                "serving the last counts" if self._table else "using uniform priors",
-            )
-            return self._table[1] if self._table else {}
-        else:
-            if self._generation == generation:
-                self._table = (started, value)
-                self._forgotten.clear()
-            return value
-        finally:
-            if self._inflight is not None and self._inflight[0] == generation:
-                self._inflight = None
-
-    def _start_refresh(self) -> asyncio.Task[dict[str, dict[str, Posterior]]]:
-        running = self._inflight
-        if running is None or running[0] != self._generation:
-            task = asyncio.create_task(self._refresh(self._generation))
-            running = self._inflight = (self._generation, task)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return running[1]
-
     async def get(self, intent: str) -> dict[str, Posterior]:
-        now = time.monotonic()
-        table = self._table
-        known = table is not None and intent not in self._forgotten
-        if table is not None and known:
-            if now - table[0] < self._ttl or now < self._down_until:
-                return table[1].get(intent, {})
-            self._start_refresh()  # stale but close: the refresh runs in the background
-            return table[1].get(intent, {})
-        if now < self._down_until:
-            return {}
-        counts = await asyncio.shield(self._start_refresh())
-        return counts.get(intent, {})
+        return await self.table.get(intent)
 
     async def update(self, intent: str, response_id: str, value: int, weight: float = 1.0) -> None:
-        """Votes are stored by the learning worker; forget the intent's cached counts so they
-        show, including counts a refresh already under way read before this vote."""
-        self._forgotten.add(intent)
-        self._generation += 1
+        """Votes are stored by the learning worker; forget the intent's counts so they show,
+        including counts a load already under way read before this vote."""
+        self.table.forget(intent)
 
     async def close(self) -> None:
-        # let running queries finish (they are short) so none opens a connection after dispose
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.table.close()
         self._engine.dispose()

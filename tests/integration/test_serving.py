@@ -284,8 +284,14 @@ async def test_reply_choice_follows_posteriors_in_redis(server: str) -> None:
                     text = c
                     break
             assert text is not None, "no neutral card_arrival message among the candidates"
-            rs = [await http.post("/v1/predict", json={"text": text}) for _ in range(20)]
-        ids = [r.json()["reply"]["response_id"] for r in rs]
+            # the server reads Redis every 2 s (serving.posteriors.PosteriorTable)
+            deadline = time.monotonic() + 10
+            while True:
+                rs = [await http.post("/v1/predict", json={"text": text}) for _ in range(20)]
+                ids = [r.json()["reply"]["response_id"] for r in rs]
+                if ids.count("card_arrival/2") >= 18 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
         assert ids.count("card_arrival/2") >= 18, ids
     finally:
         await raw.delete(key)

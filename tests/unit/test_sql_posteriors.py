@@ -90,9 +90,9 @@ async def test_a_database_without_tables_means_uniform_priors(tmp_path: Path) ->
     post = SqlPosteriors(f"sqlite:///{tmp_path / 'empty.sqlite'}")
     try:
         assert await post.get("card_arrival") == {}
-        assert post.failures == 1
+        assert post.table.failures == 1
         assert await post.get("card_arrival") == {}  # cooling down: no second query
-        assert post.failures == 1
+        assert post.table.failures == 1
     finally:
         await post.close()
 
@@ -103,7 +103,7 @@ async def test_concurrent_requests_for_an_uncounted_intent_share_one_query(url: 
     try:
         got = await asyncio.gather(*(post.get("card_arrival") for _ in range(32)))
         assert got == [{"card_arrival/1": (3.0, 1.0)}] * 32
-        assert post.queries == 1
+        assert post.table.loads == 1
     finally:
         await post.close()
 
@@ -116,7 +116,7 @@ async def test_one_query_counts_every_intent(url: str) -> None:
         assert await post.get("card_arrival") == {"card_arrival/1": (3.0, 1.0)}
         assert await post.get("change_pin") == {"change_pin/1": (1.0, 2.0)}
         assert await post.get("lost_or_stolen_card") == {}
-        assert post.queries == 1
+        assert post.table.loads == 1
     finally:
         await post.close()
 
@@ -132,9 +132,9 @@ async def test_a_vote_on_one_intent_leaves_the_others_counted(url: str) -> None:
         _rate(url, "change_pin/1", [-1], intent="change_pin")
         await post.update("change_pin", "change_pin/1", -1)
         assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 1.0)}
-        assert post.queries == 1
+        assert post.table.loads == 1
         assert await post.get("change_pin") == {"change_pin/1": (2.0, 2.0)}
-        assert post.queries == 2
+        assert post.table.loads == 2
     finally:
         await post.close()
 
@@ -149,7 +149,7 @@ async def test_expired_counts_are_served_while_one_query_refreshes_them(url: str
         # the old counts answer at once, each request alike; one query refreshes them
         stale = await asyncio.gather(*(post.get("card_arrival") for _ in range(8)))
         assert stale == [{"card_arrival/1": (2.0, 1.0)}] * 8
-        assert post.queries == 2
+        assert post.table.loads == 2
         for _ in range(100):  # the refresh lands in the background
             await asyncio.sleep(0.01)
             if await post.get("card_arrival") == {"card_arrival/1": (2.0, 3.0)}:

@@ -1,0 +1,84 @@
+"""Reply posteriors read from a real Redis: what the learning worker writes, read in one go."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+
+from learning.posterior_sync import PosteriorWriter
+from serving.posteriors import RedisPosteriors, posterior_key
+
+URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def namespace() -> AsyncIterator[str]:
+    ns = f"test-{uuid.uuid4().hex[:8]}"
+    yield ns
+    r = redis.Redis.from_url(URL)
+    keys = list(r.scan_iter(match=posterior_key(ns, "*")))
+    if keys:
+        r.delete(*keys)
+    r.close()
+
+
+async def test_one_load_reads_every_intent_the_worker_wrote(namespace: str) -> None:
+    writer = PosteriorWriter(URL, namespace)
+    writer.apply("card_arrival", "card_arrival/1", None, 1)
+    writer.apply("card_arrival", "card_arrival/2", None, -1)
+    writer.apply("change_pin", "change_pin/1", None, 1)
+    PosteriorWriter(URL, "another-model").apply("card_arrival", "card_arrival/1", None, -1)
+    post = RedisPosteriors(URL, namespace)
+    try:
+        assert await post.get("card_arrival") == {
+            "card_arrival/1": (2.0, 1.0),
+            "card_arrival/2": (1.0, 2.0),
+        }
+        assert await post.get("change_pin") == {"change_pin/1": (2.0, 1.0)}
+        assert await post.get("lost_or_stolen_card") == {}
+        assert post.table.loads == 1
+    finally:
+        await post.close()
+        redis.Redis.from_url(URL).delete(posterior_key("another-model", "card_arrival"))
+
+
+async def test_a_vote_from_the_worker_shows_once_the_table_expires(namespace: str) -> None:
+    writer = PosteriorWriter(URL, namespace)
+    writer.apply("card_arrival", "card_arrival/1", None, 1)
+    post = RedisPosteriors(URL, namespace, ttl_s=0.05)
+    try:
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 1.0)}
+        writer.apply("card_arrival", "card_arrival/1", 1, -1)  # the rater changed their mind
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if await post.get("card_arrival") == {"card_arrival/1": (1.0, 2.0)}:
+                break
+        assert await post.get("card_arrival") == {"card_arrival/1": (1.0, 2.0)}
+    finally:
+        await post.close()
+
+
+async def test_this_processs_own_update_shows_at_once(namespace: str) -> None:
+    post = RedisPosteriors(URL, namespace)  # a 2 s table: only forgetting makes it show
+    try:
+        assert await post.get("card_arrival") == {}
+        await post.update("card_arrival", "card_arrival/2", +1, weight=3)
+        assert await post.get("card_arrival") == {"card_arrival/2": (4.0, 1.0)}
+        assert post.table.loads == 2
+    finally:
+        await post.close()
+
+
+async def test_redis_down_means_uniform_priors_and_a_cool_down() -> None:
+    post = RedisPosteriors("redis://127.0.0.1:1/0", "thumbloop")
+    try:
+        assert await post.get("card_arrival") == {}
+        assert post.table.failures == 1
+        assert await post.get("change_pin") == {}  # cooling down: no second try
+        assert post.table.failures == 1 and post.table.loads == 1
+    finally:
+        await post.close()
