@@ -1,5 +1,6 @@
-"""Model processes for real: spawned children that load the tiny bundle, answer batches like
-the in-process model, survive a killed process, refuse a broken bundle, and stop when retired."""
+"""Model processes for real: children forked from the preloaded fork server that load the tiny
+bundle, answer batches like the in-process model, survive a killed process, refuse a broken
+bundle, and stop when retired."""
 
 from __future__ import annotations
 
@@ -73,6 +74,16 @@ def test_processes_answer_as_the_model_in_this_process(pool: ModelPool, bundle_d
             assert g.confidence == pytest.approx(e.confidence, abs=1e-4)
             assert g.version == "tiny/1"
     assert len(set(pool.pids)) == 2 and os.getpid() not in pool.pids
+
+
+def test_processes_fork_from_a_server_that_has_torch_imported(pool: ModelPool) -> None:
+    parents = {int(Path(f"/proc/{pid}/stat").read_text().split()[3]) for pid in pool.pids}
+    assert len(parents) == 1 and os.getpid() not in parents  # one fork server, not this process
+    server = parents.pop()
+    assert "forkserver" in Path(f"/proc/{server}/cmdline").read_bytes().decode(errors="replace")
+    # what it preloaded: torch's and transformers' shared objects are mapped in it already
+    maps = Path(f"/proc/{server}/maps").read_text()
+    assert "libtorch" in maps
 
 
 def test_a_killed_process_fails_its_batch_and_comes_back(pool: ModelPool) -> None:
