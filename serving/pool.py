@@ -150,9 +150,9 @@ class ModelPool:
     def start(self) -> None:
         """Start every process and wait until all are warm; on any failure stop them all and
         raise :class:`PoolError` with the child's message."""
-        for w in self._workers:
-            self._spawn(w)
         try:
+            for w in self._workers:
+                self._spawn(w)
             for w in self._workers:
                 self._await_ready(w)
         except PoolError:
@@ -169,15 +169,20 @@ class ModelPool:
         parent, child = self._ctx.Pipe()
         w.ready.clear()
         w.error = None
-        w.process = self._ctx.Process(
+        process = self._ctx.Process(
             target=_serve,
             args=(child, str(self.bundle_dir), self.version, self.uri, self.cfg),
             name=f"thumbloop-model-{w.lane}",
             daemon=True,
         )
-        w.process.start()
-        child.close()  # the child holds its end: EOF here when it dies
-        w.conn = parent
+        try:
+            process.start()
+        except Exception as exc:  # e.g. the fork server died or could not preload
+            parent.close()
+            raise PoolError(f"model process {w.lane} could not start: {exc!r}") from exc
+        finally:
+            child.close()  # the child holds its end: EOF here when it dies
+        w.process, w.conn = process, parent
 
     def _await_ready(self, w: _Worker) -> None:
         assert w.conn is not None

@@ -3,13 +3,15 @@
 Production keeps them in Redis (shared by every serving replica and updated by the learning
 worker). Without Redis they are counted from the votes table itself (``SqlPosteriors``), so the
 embedded default learns reply choice too. All sit behind the same two calls. When the store is
-unreachable, reads fall back to the uniform prior for a short cool-down instead of waiting on a
-dead socket for every request.
+unreachable, reads serve the last counts read (the uniform prior if none were) and the store is
+not tried again for a short cool-down, instead of waiting on a dead socket for every request.
 
 Both stores read every intent's posteriors in one go and keep that table for a couple of
 seconds (:class:`PosteriorTable`): a request costs a dictionary lookup, not a query or a Redis
-round trip on the event loop that shares the cores with the model. A vote shows within the
-table's lifetime (2 s by default); a vote this process records itself shows at once.
+round trip on the event loop that shares the cores with the model (but for the first read
+after start, which requests wait on). A stored vote shows once the table is reloaded: 2 s
+later under steady traffic, at once after a quiet spell (a table over 30 s old is reloaded
+before it answers).
 
 Redis layout: hash ``thumbloop:posterior:<model>:<intent>`` (:func:`posterior_key`), fields
 ``<response_id>|a`` and ``<response_id>|b`` holding the accumulated 👍 and 👎 weights (the prior
@@ -20,9 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +87,12 @@ class InMemoryPosteriors:
 class PosteriorTable:
     """Every intent's posteriors from one ``load()``, cached. Within ``ttl_s`` the table is
     served as it is; after it the stale table is still served while one background load
-    refreshes it (a few seconds' lag means nothing to Thompson sampling). Only a request for an
-    intent with no counts at hand (nothing loaded yet, or forgotten by :meth:`forget`) waits for
-    the load, and concurrent requests share that one. A failed load serves what was loaded
-    last (uniform priors if nothing was) and is not tried again for ``cooldown_s``.
+    refreshes it (a few seconds' lag means nothing to Thompson sampling), up to ``max_stale_s``:
+    a table older than that (after a quiet spell) is reloaded before it answers. Only such a
+    request, or one for an intent with no counts at hand (nothing loaded yet, or changed since
+    the last load by :meth:`forget`), waits for a load, and concurrent requests share that one.
+    A failed load serves what was loaded last (uniform priors if nothing was) and the store is
+    not tried again for ``cooldown_s``.
 
     Why one load for all intents: one query (or Redis round trip) per intent and request made
     the store's reads a quarter of the server process's event-loop time at 300 req/s (py-spy),
@@ -93,18 +100,23 @@ class PosteriorTable:
     """
 
     def __init__(
-        self, load: Callable[[], Awaitable[Table]], ttl_s: float = 2.0, cooldown_s: float = 5.0
+        self,
+        load: Callable[[], Awaitable[Table]],
+        ttl_s: float = 2.0,
+        cooldown_s: float = 5.0,
+        max_stale_s: float = 30.0,
     ) -> None:
         self._load = load
-        self._ttl, self._cooldown = ttl_s, cooldown_s
-        self._table: tuple[float, Table] | None = None  # when loaded, what
-        # forget() moves the generation on and marks its intent, so a load that began before
-        # a vote neither caches nor answers the requests that come after it
+        self._ttl, self._cooldown, self._max_stale = ttl_s, cooldown_s, max_stale_s
+        self._table: tuple[float, Table] | None = None  # when its load began, what
+        # forget() moves the generation on and notes it against its intent: a load that began
+        # at an older generation read that intent's counts from before the change
         self._generation = 0
-        self._forgotten: set[str] = set()
-        self._inflight: tuple[int, asyncio.Task[Table]] | None = None
+        self._forgotten: dict[str, int] = {}
+        self._inflight: tuple[int, asyncio.Task[Table]] | None = None  # the newest load
         self._tasks: set[asyncio.Task[Table]] = set()  # every load still running
         self._down_until = 0.0
+        self._closed = False
         self.failures = 0
         self.loads = 0
 
@@ -123,17 +135,20 @@ class PosteriorTable:
             )
             return self._table[1] if self._table else {}
         else:
-            if self._generation == generation:
+            if self._table is None or self._table[0] <= started:  # not overtaken by a newer load
                 self._table = (started, value)
-                self._forgotten.clear()
+                for intent, forgotten_at in list(self._forgotten.items()):
+                    if forgotten_at <= generation:
+                        del self._forgotten[intent]
             return value
         finally:
             if self._inflight is not None and self._inflight[0] == generation:
                 self._inflight = None
 
-    def _start_refresh(self) -> asyncio.Task[Table]:
+    def _start_refresh(self, at_least: int = 0) -> asyncio.Task[Table]:
+        """The running load if it began at generation ``at_least`` or later, else a new one."""
         running = self._inflight
-        if running is None or running[0] != self._generation:
+        if running is None or running[0] < at_least:
             task = asyncio.create_task(self._refresh(self._generation))
             running = self._inflight = (self._generation, task)
             self._tasks.add(task)
@@ -143,31 +158,36 @@ class PosteriorTable:
     async def get(self, intent: str) -> dict[str, Posterior]:
         now = time.monotonic()
         table = self._table
-        if table is not None and intent not in self._forgotten:
-            if now - table[0] >= self._ttl and now >= self._down_until:
+        if self._closed or now < self._down_until:
+            return table[1].get(intent, {}) if table else {}
+        forgotten_at = self._forgotten.get(intent)
+        if table is not None and forgotten_at is None:
+            age = now - table[0]
+            if age < self._ttl:
+                return table[1].get(intent, {})
+            if age < self._max_stale:
                 self._start_refresh()  # stale but close: the refresh runs in the background
-            return table[1].get(intent, {})
-        if now < self._down_until:
-            return {}
-        table_now = await asyncio.shield(self._start_refresh())
-        return table_now.get(intent, {})
+                return table[1].get(intent, {})
+        fresh = await asyncio.shield(self._start_refresh(forgotten_at or 0))
+        return fresh.get(intent, {})
 
     def forget(self, intent: str) -> None:
         """The intent's counts changed: its next request waits for a load that began after
         this call."""
-        self._forgotten.add(intent)
         self._generation += 1
+        self._forgotten[intent] = self._generation
 
     async def close(self) -> None:
-        """Let running loads finish (they are short), so none starts work after the store's
-        connections are gone and no waiting request is cancelled."""
+        """Start no more loads and let running ones finish (they are short), so none works
+        after the store's connections are gone and no waiting request is cancelled."""
+        self._closed = True
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 class RedisPosteriors:
     """Posteriors in Redis, kept there by the learning worker (``learning.posterior_sync``) and
     shared by every serving replica. One load reads every intent's hash: a ``SCAN`` for this
-    model's keys, then their ``HGETALL``s in one pipelined round trip."""
+    model's hash keys, then their ``HGETALL``s in one pipelined round trip."""
 
     def __init__(
         self,
@@ -178,31 +198,49 @@ class RedisPosteriors:
         timeout_s: float = 0.25,
     ) -> None:
         import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
+        # no retries: a failed load is tried again after the cool-down, and until a first load
+        # has landed requests wait on it (each Redis call is bounded by ``timeout_s``)
         self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
         )
         self._ns = namespace
         self._prefix = posterior_key(namespace, "")
         self.table = PosteriorTable(self._read_all, ttl_s, cooldown_s)
 
     async def _read_all(self) -> Table:
-        keys = [k async for k in self._redis.scan_iter(match=self._prefix + "*", count=1000)]
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._prefix) + "*"  # the name taken literally
+        keys = [k async for k in self._redis.scan_iter(match=pattern, count=1000, _type="HASH")]
         if not keys:
             return {}
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.hgetall(key)
-            hashes = await pipe.execute()
-        return {
-            _text(key)[len(self._prefix) :]: _fold({_text(k): float(v) for k, v in raw.items()})
-            for key, raw in zip(keys, hashes, strict=True)
-        }
+            hashes = await pipe.execute(raise_on_error=False)
+        table: Table = {}
+        for key, raw in zip(keys, hashes, strict=True):
+            name = _text(key)
+            try:
+                if isinstance(raw, Exception):  # e.g. the key changed type since the scan
+                    raise raw
+                table[name[len(self._prefix) :]] = _fold(
+                    {_text(k): float(v) for k, v in raw.items()}
+                )
+            except (ValueError, TypeError, RedisError) as exc:  # one bad hash: skip only it
+                log.warning("posteriors: skipping %s (%s)", name, exc)
+        return table
 
     async def get(self, intent: str) -> dict[str, Posterior]:
         return await self.table.get(intent)
 
     async def update(self, intent: str, response_id: str, value: int, weight: float = 1.0) -> None:
+        """Add a vote's weight (the learning worker writes through ``PosteriorWriter``; this is
+        for tools and tests); this process's next read of the intent sees it."""
         field = f"{response_id}|{'a' if value > 0 else 'b'}"
         await self._redis.hincrbyfloat(posterior_key(self._ns, intent), field, weight)
         self.table.forget(intent)
@@ -217,12 +255,20 @@ class SqlPosteriors:
     every intent in one grouped query. Nothing writes here: a vote stored by the learning
     worker is the update, and shows once the table is reloaded."""
 
-    def __init__(self, database_url: str, ttl_s: float = 2.0, cooldown_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        ttl_s: float = 2.0,
+        cooldown_s: float = 5.0,
+        max_stale_s: float = 30.0,
+    ) -> None:
         from sqlalchemy import create_engine
 
         self._engine = create_engine(database_url, pool_pre_ping=True)
         # self._count is looked up at each load (the tests slow it down)
-        self.table = PosteriorTable(lambda: asyncio.to_thread(self._count), ttl_s, cooldown_s)
+        self.table = PosteriorTable(
+            lambda: asyncio.to_thread(self._count), ttl_s, cooldown_s, max_stale_s
+        )
 
     def _count(self) -> Table:
         from sqlalchemy import case, func, select

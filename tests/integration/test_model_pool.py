@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -86,7 +87,9 @@ def test_processes_fork_from_a_server_that_has_torch_imported(pool: ModelPool) -
     assert "libtorch" in maps
 
 
-def test_a_killed_process_fails_its_batch_and_comes_back(pool: ModelPool) -> None:
+def _kill_lane_0(pool: ModelPool) -> tuple[int, threading.Event]:
+    """SIGKILL lane 0's process and see its batch fail: its pid, and an event set when the
+    pool has tried to start it again."""
     restarts = threading.Event()
     pool._on_restart = restarts.set
     old = pool.pids[0]
@@ -95,6 +98,11 @@ def test_a_killed_process_fails_its_batch_and_comes_back(pool: ModelPool) -> Non
     time.sleep(0.2)
     with pytest.raises(BatchFailed, match="model process 0 exited"):
         pool.run(0, TEXTS)
+    return old, restarts
+
+
+def test_a_killed_process_fails_its_batch_and_comes_back(pool: ModelPool) -> None:
+    old, restarts = _kill_lane_0(pool)
     assert [o.intent for o in pool.run(1, TEXTS)]  # the other lane never stopped
     got = pool.run(0, TEXTS)  # waits for the new process
     assert len(got) == len(TEXTS) and restarts.wait(5)
@@ -111,6 +119,47 @@ def test_a_bundle_that_cannot_load_is_refused_with_the_childs_error(
     with pytest.raises(PoolError, match="could not load the model"):
         p.start()
     _wait_dead(p.pids)
+
+
+class _FailingStarts:
+    """A start context whose processes after the first ``fail_from`` fail to start, as when the
+    fork server has died."""
+
+    def __init__(self, ctx: Any, fail_from: int) -> None:
+        self._ctx, self.fail_from, self.made = ctx, fail_from, 0
+
+    def Pipe(self) -> Any:  # multiprocessing's names
+        return self._ctx.Pipe()
+
+    def Process(self, **kwargs: Any) -> Any:
+        process = self._ctx.Process(**kwargs)
+        self.made += 1
+        if self.made > self.fail_from:
+
+            def start() -> None:
+                raise EOFError("unexpected EOF")
+
+            process.start = start
+        return process
+
+
+def test_a_process_that_cannot_start_fails_the_pool_and_stops_the_others(
+    bundle_dir: Path,
+) -> None:
+    p = ModelPool(bundle_dir, "tiny/1", str(bundle_dir), CFG)
+    p._ctx = _FailingStarts(p._ctx, fail_from=1)
+    with pytest.raises(PoolError, match="model process 1 could not start"):
+        p.start()
+    _wait_dead(p.pids)
+
+
+def test_a_restart_that_cannot_start_fails_the_lane_fast(pool: ModelPool) -> None:
+    pool._ctx = _FailingStarts(pool._ctx, fail_from=0)
+    _, restarts = _kill_lane_0(pool)
+    assert restarts.wait(10)
+    with pytest.raises(BatchFailed, match="could not start"):
+        pool.run(0, TEXTS)  # at once, not after start_timeout_s
+    assert [o.intent for o in pool.run(1, TEXTS)]
 
 
 def test_retired_pool_finishes_its_batch_then_stops(pool: ModelPool) -> None:

@@ -32,7 +32,7 @@ async def test_one_load_reads_every_intent_the_worker_wrote(namespace: str) -> N
     writer.apply("card_arrival", "card_arrival/2", None, -1)
     writer.apply("change_pin", "change_pin/1", None, 1)
     PosteriorWriter(URL, "another-model").apply("card_arrival", "card_arrival/1", None, -1)
-    post = RedisPosteriors(URL, namespace)
+    post = RedisPosteriors(URL, namespace, ttl_s=60)
     try:
         assert await post.get("card_arrival") == {
             "card_arrival/1": (2.0, 1.0),
@@ -44,6 +44,35 @@ async def test_one_load_reads_every_intent_the_worker_wrote(namespace: str) -> N
     finally:
         await post.close()
         redis.Redis.from_url(URL).delete(posterior_key("another-model", "card_arrival"))
+
+
+async def test_a_key_that_is_not_a_posterior_hash_spoils_nothing(namespace: str) -> None:
+    PosteriorWriter(URL, namespace).apply("card_arrival", "card_arrival/1", None, 1)
+    r = redis.Redis.from_url(URL)
+    r.set(posterior_key(namespace, "stray"), "not a hash")
+    r.hset(posterior_key(namespace, "garbled"), "change_pin/1|a", "lots")
+    r.close()
+    post = RedisPosteriors(URL, namespace, ttl_s=60)
+    try:
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 1.0)}
+        assert await post.get("garbled") == {}
+        assert post.table.failures == 0
+    finally:
+        await post.close()
+
+
+async def test_a_model_name_with_pattern_characters_is_read_literally() -> None:
+    name, other = "bank[eu]*", "banke*"
+    PosteriorWriter(URL, name).apply("card_arrival", "card_arrival/1", None, 1)
+    PosteriorWriter(URL, other).apply("card_arrival", "card_arrival/1", None, -1)
+    post = RedisPosteriors(URL, name)
+    try:
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 1.0)}
+    finally:
+        await post.close()
+        redis.Redis.from_url(URL).delete(
+            posterior_key(name, "card_arrival"), posterior_key(other, "card_arrival")
+        )
 
 
 async def test_a_vote_from_the_worker_shows_once_the_table_expires(namespace: str) -> None:
@@ -62,8 +91,8 @@ async def test_a_vote_from_the_worker_shows_once_the_table_expires(namespace: st
         await post.close()
 
 
-async def test_this_processs_own_update_shows_at_once(namespace: str) -> None:
-    post = RedisPosteriors(URL, namespace)  # a 2 s table: only forgetting makes it show
+async def test_an_update_through_the_store_shows_at_once(namespace: str) -> None:
+    post = RedisPosteriors(URL, namespace, ttl_s=60)  # only forgetting makes it show
     try:
         assert await post.get("card_arrival") == {}
         await post.update("card_arrival", "card_arrival/2", +1, weight=3)

@@ -99,7 +99,7 @@ async def test_a_database_without_tables_means_uniform_priors(tmp_path: Path) ->
 
 async def test_concurrent_requests_for_an_uncounted_intent_share_one_query(url: str) -> None:
     _rate(url, "card_arrival/1", [1, 1])
-    post = SqlPosteriors(url)
+    post = SqlPosteriors(url, ttl_s=60)
     try:
         got = await asyncio.gather(*(post.get("card_arrival") for _ in range(32)))
         assert got == [{"card_arrival/1": (3.0, 1.0)}] * 32
@@ -111,7 +111,7 @@ async def test_concurrent_requests_for_an_uncounted_intent_share_one_query(url: 
 async def test_one_query_counts_every_intent(url: str) -> None:
     _rate(url, "card_arrival/1", [1, 1])
     _rate(url, "change_pin/1", [-1], intent="change_pin")
-    post = SqlPosteriors(url)
+    post = SqlPosteriors(url, ttl_s=60)
     try:
         assert await post.get("card_arrival") == {"card_arrival/1": (3.0, 1.0)}
         assert await post.get("change_pin") == {"change_pin/1": (1.0, 2.0)}
@@ -126,7 +126,7 @@ async def test_a_vote_on_one_intent_leaves_the_others_counted(url: str) -> None:
     the forgotten one waits for a fresh count."""
     _rate(url, "card_arrival/1", [1])
     _rate(url, "change_pin/1", [1], intent="change_pin")
-    post = SqlPosteriors(url)
+    post = SqlPosteriors(url, ttl_s=60)
     try:
         assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 1.0)}
         _rate(url, "change_pin/1", [-1], intent="change_pin")
@@ -159,11 +159,9 @@ async def test_expired_counts_are_served_while_one_query_refreshes_them(url: str
         await post.close()
 
 
-async def test_a_vote_during_a_refresh_is_not_hidden_by_it(url: str) -> None:
-    """A refresh that read the counts before a vote arrived neither caches them nor answers
-    requests that come after the vote."""
-    _rate(url, "card_arrival/1", [1])
-    post = SqlPosteriors(url)
+def _hold_first_load(post: SqlPosteriors) -> tuple[threading.Event, threading.Event]:
+    """Make the first load wait, once it has read the votes, until ``release`` is set;
+    ``reading`` is set when it has read them."""
     reading, release = threading.Event(), threading.Event()
     count = post._count
 
@@ -175,6 +173,15 @@ async def test_a_vote_during_a_refresh_is_not_hidden_by_it(url: str) -> None:
         return value
 
     post._count = slow_first  # type: ignore[method-assign]
+    return reading, release
+
+
+async def test_a_vote_during_a_refresh_is_not_hidden_by_it(url: str) -> None:
+    """A refresh that read the counts before a vote arrived neither caches them nor answers
+    requests that come after the vote."""
+    _rate(url, "card_arrival/1", [1])
+    post = SqlPosteriors(url)
+    reading, release = _hold_first_load(post)
     try:
         first = asyncio.create_task(post.get("card_arrival"))
         await asyncio.to_thread(reading.wait, 5)  # the first query has read one 👍
@@ -204,3 +211,61 @@ async def test_close_lets_a_running_query_answer_its_requests(url: str) -> None:
     await asyncio.sleep(0.05)  # the query is running
     await post.close()
     assert waiting.done() and waiting.result() == {"card_arrival/1": (2.0, 1.0)}
+
+
+async def test_the_last_counts_are_served_while_the_database_fails(url: str) -> None:
+    _rate(url, "card_arrival/1", [1])
+    post = SqlPosteriors(url, ttl_s=0.01)
+    try:
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 1.0)}
+
+        def broken() -> dict[str, dict[str, tuple[float, float]]]:
+            raise RuntimeError("database is locked")
+
+        post._count = broken  # type: ignore[method-assign]
+        await asyncio.sleep(0.05)  # stale: the next request starts a load, which fails
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 1.0)}
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if post.table.failures:
+                break
+        assert post.table.failures == 1
+        # cooling down: the last counts, no new query
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 1.0)}
+        assert post.table.loads == 2
+    finally:
+        await post.close()
+
+
+async def test_a_vote_on_another_intent_during_a_load_does_not_waste_it(url: str) -> None:
+    """The load still lands for every intent; only the voted intent waits for a newer one."""
+    _rate(url, "card_arrival/1", [1])
+    post = SqlPosteriors(url, ttl_s=60)
+    reading, release = _hold_first_load(post)
+    try:
+        first = asyncio.create_task(post.get("card_arrival"))
+        await asyncio.to_thread(reading.wait, 5)
+        _rate(url, "change_pin/1", [1], intent="change_pin")
+        await post.update("change_pin", "change_pin/1", 1)
+        release.set()
+        assert await first == {"card_arrival/1": (2.0, 1.0)}
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 1.0)}
+        assert post.table.loads == 1  # the load that began before the vote was kept
+        assert await post.get("change_pin") == {"change_pin/1": (2.0, 1.0)}
+        assert post.table.loads == 2
+    finally:
+        release.set()
+        await post.close()
+
+
+async def test_a_table_left_alone_too_long_is_reloaded_before_it_answers(url: str) -> None:
+    """After a quiet spell the first request gets today's counts, not the last ones read."""
+    _rate(url, "card_arrival/1", [1])
+    post = SqlPosteriors(url, ttl_s=0.01, max_stale_s=0.05)  # a 30 s quiet spell, shortened
+    try:
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 1.0)}
+        _rate(url, "card_arrival/1", [-1, -1])
+        await asyncio.sleep(0.1)
+        assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 3.0)}
+    finally:
+        await post.close()
