@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from serving.posteriors import base_response_id, posterior_key
+from serving.posteriors import base_response_id, posterior_index_key, posterior_key
 
 log = logging.getLogger(__name__)
 
@@ -31,5 +31,6 @@ class PosteriorWriter:
             pipe.hincrbyfloat(key, f"{rid}|{'a' if old > 0 else 'b'}", -1.0)
         if new is not None:
             pipe.hincrbyfloat(key, f"{rid}|{'a' if new > 0 else 'b'}", 1.0)
+        pipe.sadd(posterior_index_key(self.namespace), intent)  # what serving reads
         pipe.execute()
         return True

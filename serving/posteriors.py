@@ -15,7 +15,8 @@ before it answers).
 
 Redis layout: hash ``thumbloop:posterior:<model>:<intent>`` (:func:`posterior_key`), fields
 ``<response_id>|a`` and ``<response_id>|b`` holding the accumulated 👍 and 👎 weights (the prior
-Beta(1, 1) is implicit).
+Beta(1, 1) is implicit), and the set ``thumbloop:posterior-intents:<model>`` of the intents that
+have one (:func:`posterior_index_key`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def base_response_id(response_id: str) -> str | None:
 
 def posterior_key(namespace: str, intent: str) -> str:
     return f"thumbloop:posterior:{namespace}:{intent}"
+
+
+def posterior_index_key(namespace: str) -> str:
+    """A set of the intents that have a posterior hash: what a reader reads, instead of
+    scanning the whole database for the hashes."""
+    return f"thumbloop:posterior-intents:{namespace}"
 
 
 def _fold(fields: dict[str, float]) -> dict[str, Posterior]:
@@ -186,8 +193,9 @@ class PosteriorTable:
 
 class RedisPosteriors:
     """Posteriors in Redis, kept there by the learning worker (``learning.posterior_sync``) and
-    shared by every serving replica. One load reads every intent's hash: a ``SCAN`` for this
-    model's hash keys, then their ``HGETALL``s in one pipelined round trip."""
+    shared by every serving replica. One load reads the index set of intents, then their
+    hashes' ``HGETALL``s in one pipelined round trip. Hashes written before there was an index
+    are found once by a ``SCAN`` (while the index does not exist) and added to it."""
 
     def __init__(
         self,
@@ -211,13 +219,34 @@ class RedisPosteriors:
         )
         self._ns = namespace
         self._prefix = posterior_key(namespace, "")
+        self._index = posterior_index_key(namespace)
+        self._scanned = False
         self.table = PosteriorTable(self._read_all, ttl_s, cooldown_s)
+        self.scans = 0
+
+    async def _backfill_index(self) -> None:
+        """Add the hashes written before the index existed to it (a whole-database ``SCAN``,
+        so at most once per process, and only while there is no index)."""
+        if await self._redis.exists(self._index):
+            self._scanned = True
+            return
+        self.scans += 1
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._prefix) + "*"  # the name taken literally
+        found = [
+            _text(k)[len(self._prefix) :]
+            async for k in self._redis.scan_iter(match=pattern, count=1000, _type="HASH")
+        ]
+        if found:
+            await self._redis.sadd(self._index, *found)
+        self._scanned = True
 
     async def _read_all(self) -> Table:
-        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self._prefix) + "*"  # the name taken literally
-        keys = [k async for k in self._redis.scan_iter(match=pattern, count=1000, _type="HASH")]
-        if not keys:
+        if not self._scanned:
+            await self._backfill_index()
+        intents = sorted(_text(m) for m in await self._redis.smembers(self._index))
+        if not intents:
             return {}
+        keys = [posterior_key(self._ns, intent) for intent in intents]
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.hgetall(key)
@@ -226,7 +255,7 @@ class RedisPosteriors:
         for key, raw in zip(keys, hashes, strict=True):
             name = _text(key)
             try:
-                if isinstance(raw, Exception):  # e.g. the key changed type since the scan
+                if isinstance(raw, Exception):  # e.g. WRONGTYPE: not a hash
                     raise raw
                 table[name[len(self._prefix) :]] = _fold(
                     {_text(k): float(v) for k, v in raw.items()}
@@ -242,7 +271,10 @@ class RedisPosteriors:
         """Add a vote's weight (the learning worker writes through ``PosteriorWriter``; this is
         for tools and tests); this process's next read of the intent sees it."""
         field = f"{response_id}|{'a' if value > 0 else 'b'}"
-        await self._redis.hincrbyfloat(posterior_key(self._ns, intent), field, weight)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hincrbyfloat(posterior_key(self._ns, intent), field, weight)
+            pipe.sadd(self._index, intent)
+            await pipe.execute()
         self.table.forget(intent)
 
     async def close(self) -> None:
