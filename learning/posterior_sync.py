@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from serving.posteriors import base_response_id, posterior_index_key, posterior_key
+from serving.posteriors import base_response_id, stage_vote
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +25,10 @@ class PosteriorWriter:
         rid = base_response_id(response_id)
         if self._redis is None or rid is None or old == new:
             return False
-        key = posterior_key(self.namespace, intent)
         pipe = self._redis.pipeline(transaction=True)
         if old is not None:
-            pipe.hincrbyfloat(key, f"{rid}|{'a' if old > 0 else 'b'}", -1.0)
+            stage_vote(pipe, self.namespace, intent, rid, old, -1.0)
         if new is not None:
-            pipe.hincrbyfloat(key, f"{rid}|{'a' if new > 0 else 'b'}", 1.0)
-        pipe.sadd(posterior_index_key(self.namespace), intent)  # what serving reads
+            stage_vote(pipe, self.namespace, intent, rid, new, 1.0)
         pipe.execute()
         return True

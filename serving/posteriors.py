@@ -26,7 +26,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
@@ -64,6 +64,20 @@ def posterior_index_key(namespace: str) -> str:
     return f"thumbloop:posterior-intents:{namespace}"
 
 
+def posterior_field(response_id: str, value: int) -> str:
+    """The hash field a 👍 (value > 0) or 👎 on this response adds to."""
+    return f"{response_id}|{'a' if value > 0 else 'b'}"
+
+
+def stage_vote(
+    pipe: Any, namespace: str, intent: str, response_id: str, value: int, weight: float
+) -> None:
+    """Queue one vote's weight on a Redis pipeline (sync or asyncio: queuing is the same),
+    with the intent in the index set readers go by."""
+    pipe.hincrbyfloat(posterior_key(namespace, intent), posterior_field(response_id, value), weight)
+    pipe.sadd(posterior_index_key(namespace), intent)
+
+
 def _fold(fields: dict[str, float]) -> dict[str, Posterior]:
     out: dict[str, list[float]] = {}
     for key, val in fields.items():
@@ -87,7 +101,7 @@ class InMemoryPosteriors:
 
     async def update(self, intent: str, response_id: str, value: int, weight: float = 1.0) -> None:
         table = self._data.setdefault(intent, {})
-        key = f"{response_id}|{'a' if value > 0 else 'b'}"
+        key = posterior_field(response_id, value)
         table[key] = table.get(key, 0.0) + weight
 
 
@@ -270,10 +284,8 @@ class RedisPosteriors:
     async def update(self, intent: str, response_id: str, value: int, weight: float = 1.0) -> None:
         """Add a vote's weight (the learning worker writes through ``PosteriorWriter``; this is
         for tools and tests); this process's next read of the intent sees it."""
-        field = f"{response_id}|{'a' if value > 0 else 'b'}"
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hincrbyfloat(posterior_key(self._ns, intent), field, weight)
-            pipe.sadd(self._index, intent)
+            stage_vote(pipe, self._ns, intent, response_id, value, weight)
             await pipe.execute()
         self.table.forget(intent)
 
