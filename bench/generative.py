@@ -54,8 +54,8 @@ def load_times(device: str) -> dict[str, Any]:
     """Convert the bundled GGUF into a fresh home, then load the converted folder."""
     import torch
 
-    from serving.generator import load_generator
-    from serving.generator_source import resolve_generator
+    from serving.generator.lm import load_generator
+    from serving.generator.source import resolve_generator
 
     home = Path(tempfile.mkdtemp(prefix="bench-generator-"))
     start = time.perf_counter()
@@ -72,8 +72,8 @@ def in_process(
 ) -> tuple[str, list[dict[str, float]]]:
     import torch
 
-    from serving.generator import Sampling, load_generator
-    from serving.reply_prompt import PromptInput, build_messages
+    from serving.generator.lm import Sampling, load_generator
+    from serving.replies.prompt import PromptInput, build_messages
     from thumbloop.domain import load_responses
 
     responses = load_responses(ROOT / "data/banking/responses.json")

@@ -25,7 +25,7 @@ from fastapi import FastAPI  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
-from serving.bundle import find_bundle_dir, load_bundle  # noqa: E402
+from thumbloop.model.bundle import find_bundle_dir, load_bundle  # noqa: E402
 
 
 class Message(BaseModel):

@@ -41,14 +41,14 @@ def main() -> None:
 
     import torch
 
-    from learning.config import TrainConfig
-    from learning.retrain import run_retrain
-    from learning.seed import train_and_register
-    from learning.sim_data import few_shot_domain
-    from learning.simulate import SimConfig, round_messages
-    from serving.device import cpu_has_native_bf16, cpu_model, resolve_device
+    from learning.retrain.run import run_retrain
+    from learning.seed.config import TrainConfig
+    from learning.seed.run import train_and_register
+    from learning.simulate.data import few_shot_domain
+    from learning.simulate.run import SimConfig, round_messages
     from serving.engine import load_active
     from thumbloop.domain import load_domain
+    from thumbloop.model.device import cpu_has_native_bf16, cpu_model, resolve_device
     from thumbloop.settings import Settings
     from thumbloop.store.db import (
         make_engine,

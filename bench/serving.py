@@ -181,9 +181,9 @@ def _forward_loop(
     batch's seconds."""
     import torch
 
-    from serving.bundle import load_bundle
-    from serving.device import resolve_device, use_cpu_bf16
-    from serving.predictor import predict_bucketed
+    from thumbloop.model.bundle import load_bundle
+    from thumbloop.model.device import resolve_device, use_cpu_bf16
+    from thumbloop.model.predictor import predict_bucketed
 
     device = resolve_device(args.device, threads)
     bundle = load_bundle(bundle_dir, device, use_cpu_bf16(args.cpu_bf16))
@@ -208,7 +208,7 @@ def _forward_loop(
 
 
 def resolve_bundle(model: str | None) -> Path:
-    from serving.source import resolve
+    from serving.model_source import resolve
     from thumbloop.settings import Settings
 
     settings = Settings()
@@ -365,7 +365,7 @@ def report(
     from rich.console import Console
     from rich.table import Table
 
-    from serving.device import cpu_has_native_bf16, cpu_model
+    from thumbloop.model.device import cpu_has_native_bf16, cpu_model
 
     table = Table(
         title=f"serving benchmark ({args.device}, {os.cpu_count()} cpus, "

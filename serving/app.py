@@ -16,14 +16,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from serving.batcher import BatchFailed, BatchStats, DeadlineExceeded, DynamicBatcher, QueueFull
-from serving.device import resolve_device, use_cpu_bf16
 from serving.engine import ActiveModel, ModelHolder, RawOutput, load_active, settle_heap
 from serving.front import HTTPError, ServingFront
-from serving.generative import GenerativeReplies, GeneratorService
-from serving.metrics import ServingMetrics
 from serving.pool import PoolConfig, pool_size
-from serving.posteriors import PosteriorStore, RedisPosteriors, SqlPosteriors
-from serving.replies import ReplyContext, ReplyStrategy, TemplateReplies
+from serving.prometheus import ServingMetrics
+from serving.replies.generative import GenerativeReplies, GeneratorService
+from serving.replies.posteriors import PosteriorStore, RedisPosteriors, SqlPosteriors
+from serving.replies.strategies import ReplyContext, ReplyStrategy, TemplateReplies
 from serving.watcher import AliasWatcher
 from thumbloop.contracts import (
     IncomingMessage,
@@ -32,6 +31,7 @@ from thumbloop.contracts import (
     RankedIntent,
     SentimentResult,
 )
+from thumbloop.model.device import resolve_device, use_cpu_bf16
 from thumbloop.settings import Settings
 
 log = logging.getLogger(__name__)

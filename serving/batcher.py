@@ -10,7 +10,7 @@ cores (at concurrency 32 on 2 cores: +25 % throughput against taking whatever wa
 once). The wait after a busy batch is capped at a tenth of that batch's time, so a fast (GPU)
 model idles little. While requests come one at a time (the last batch held one) nobody else
 is coming to share the batch, so a lone request runs at once. Batches are taken in arrival
-order: the model's forward skips padding (``serving.unpadded``), so there is nothing to gain
+order: the model's forward skips padding (``thumbloop.model.unpadded``), so there is nothing to gain
 from regrouping requests by length, and first-come-first-served keeps the tail short. The
 event loop only enqueues and answers. Every batch isolates its own failure, and its output
 count is checked against its input count.

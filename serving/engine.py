@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from serving.bundle import LoadedBundle, find_bundle_dir, load_bundle
+from serving.model_source import ResolvedModel, resolve
 from serving.pool import ModelPool, PoolConfig, PoolRetired
-from serving.predictor import predict_batch, predict_chunks
-from serving.source import ResolvedModel, resolve
+from thumbloop.model.bundle import LoadedBundle, find_bundle_dir, load_bundle
+from thumbloop.model.predictor import predict_batch, predict_chunks
 
 log = logging.getLogger(__name__)
 

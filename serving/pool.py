@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 MAX_AUTO_PROCESSES = 4  # measured on 2 cores only; more copies of the model cost memory
 # what the fork server imports once, so that a model process starts without importing them
-PRELOAD = ["torch", "transformers", "serving.bundle", "serving.engine"]
+PRELOAD = ["torch", "transformers", "thumbloop.model.bundle", "serving.engine"]
 
 
 def _start_context() -> Any:
@@ -85,8 +85,8 @@ def _serve(conn: Connection, bundle_dir: str, version: str, uri: str, cfg: PoolC
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
     import torch
 
-    from serving.bundle import load_bundle
     from serving.engine import ActiveModel, ModelHolder, settle_heap, warm_up
+    from thumbloop.model.bundle import load_bundle
 
     torch.set_num_threads(cfg.threads)
     try:

@@ -13,15 +13,15 @@ from mlflow.pyfunc import PythonModel
 
 class ThumbloopPyfunc(PythonModel):  # type: ignore[misc]
     def load_context(self, context: Any) -> None:
-        from serving.bundle import load_bundle
-        from serving.device import resolve_device
+        from thumbloop.model.bundle import load_bundle
+        from thumbloop.model.device import resolve_device
 
         self._bundle = load_bundle(Path(context.artifacts["bundle"]), resolve_device("auto"))
 
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         import pandas as pd
 
-        from serving.predictor import intent_predictions, predict_many
+        from thumbloop.model.predictor import intent_predictions, predict_many
 
         if isinstance(model_input, pd.DataFrame):
             texts = [str(t) for t in model_input["text"]]

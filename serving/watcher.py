@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 
 from serving.engine import ActiveModel, ModelHolder
-from serving.source import alias_target, parse_models_uri
+from serving.model_source import alias_target, parse_models_uri
 
 log = logging.getLogger(__name__)
 

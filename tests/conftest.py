@@ -87,8 +87,8 @@ def tiny_settings(mlflow_home: Path) -> Settings:
 @pytest.fixture(scope="session")
 def tiny_registered(tiny_settings: Settings, tiny_domain: Path):  # type: ignore[no-untyped-def]
     """A tiny model trained for real and registered as version 1 with alias champion."""
-    from learning.config import TrainConfig
-    from learning.seed import train_and_register
+    from learning.seed.config import TrainConfig
+    from learning.seed.run import train_and_register
 
     cfg = TrainConfig(epochs=2, layers_to_tune=1, batch_size=16, refit_steps=100, device="cpu")
     return train_and_register(tiny_settings, tiny_domain, cfg, progress=False)
@@ -97,6 +97,6 @@ def tiny_registered(tiny_settings: Settings, tiny_domain: Path):  # type: ignore
 @pytest.fixture(scope="session")
 def generator_source(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """The bundled SmolLM2 GGUF converted for real (once per session) into a fresh home."""
-    from serving.generator_source import resolve_generator
+    from serving.generator.source import resolve_generator
 
     return resolve_generator("smollm2", tmp_path_factory.mktemp("generator-home"))

@@ -2,7 +2,7 @@
 
 Byte-level BPE trained on a handful of banking sentences (so any text round-trips), ChatML special
 tokens and chat template, 2 layers of width 32: the same layout as SmolLM2, so
-``serving.generator_source.resolve_generator`` and ``load_generator`` take it like the real one.
+``serving.generator.source.resolve_generator`` and ``load_generator`` take it like the real one.
 """
 
 from __future__ import annotations

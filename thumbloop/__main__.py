@@ -1,3 +1,3 @@
-from thumbloop.cli import main
+from thumbloop.cli.main import main
 
 main()

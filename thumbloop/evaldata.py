@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from thumbloop.contracts import SENTIMENT_LABELS
-from thumbloop.metrics import accuracy, macro_f1, oos_metrics
+from thumbloop.scoring import accuracy, macro_f1, oos_metrics
 
 OOS_ALIASES = {"oos", "out_of_scope"}
 Task = Literal["intent", "sentiment"]

@@ -1,6 +1,6 @@
 """Sending tasks without importing ``learning``: a producer-only Celery client.
 
-The bots call :meth:`TaskQueue.send` with a name from ``thumbloop.tasks``; the broker is the
+The bots call :meth:`TaskQueue.send` with a name from ``thumbloop.task_names``; the broker is the
 one in settings (Redis in production, SQLite via kombu's SQLAlchemy transport by default).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from thumbloop.tasks import DEFAULT_QUEUE, ROUTES
+from thumbloop.task_names import DEFAULT_QUEUE, ROUTES
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "module", ["thumbloop.contracts", "bots", "thumbloop.cli", "thumbloop.settings"]
+    "module", ["thumbloop.contracts", "bots", "thumbloop.cli.main", "thumbloop.settings"]
 )
 def test_module_does_not_import_torch(module: str) -> None:
     code = f"import sys, {module}; print('torch' in sys.modules, 'transformers' in sys.modules)"

@@ -1,0 +1,267 @@
+"""The Slack adapter: a slack-bolt ``AsyncApp`` wired to :class:`bots.slack.handlers.SlackHandlers`.
+
+Two ways in, as bolt offers them:
+
+* **Socket Mode** (``run_socket_mode``): an outbound WebSocket, no public URL; needs an app-level
+  token (``xapp-…``).
+* **HTTP Events API** (``build_http_app``): ``POST /slack/events`` (bolt's default path) served by
+  uvicorn; bolt verifies each request's ``X-Slack-Signature`` and refuses bad or stale ones (401).
+
+Listeners are thin: each hands its payload to a handler. Cross-cutting concerns are tiny
+middleware (repeat deliveries). The Web API client retries 429s after ``Retry-After`` and
+connection errors (slack_sdk's retry handlers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.response import BoltResponse
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+
+from bots.common.history import History, make_history
+from bots.common.outbox import Outbox, spool_path
+from bots.slack.convert import VOTE_ACTION
+from bots.slack.handlers import SlackHandlers
+from bots.slack.state import SlackState, make_slack_state
+from serving.client import ServingClient
+from thumbloop.queue import TaskQueue, TaskSender
+from thumbloop.settings import Settings
+
+__all__ = [
+    "EVENTS_PATH",
+    "SlackBot",
+    "build_bolt_app",
+    "build_http_app",
+    "build_slack_bot",
+    "build_web_client",
+    "run_socket_mode",
+]
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+COMMAND = "/thumbloop"
+
+
+class SlackConfigError(ValueError):
+    """A token or secret the chosen mode needs is missing or malformed."""
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def build_web_client(settings: Settings, *, rate_limit_retries: int = 3) -> AsyncWebClient:
+    """The Web API client: ``THUMBLOOP_SLACK_API_URL``, retries on 429 and connection errors."""
+    token = _secret(settings.slack_bot_token)
+    if not token:
+        raise SlackConfigError("THUMBLOOP_SLACK_BOT_TOKEN is not set (the bot token, xoxb-...)")
+    base_url = (
+        settings.slack_api_url
+        if settings.slack_api_url.endswith("/")
+        else (settings.slack_api_url + "/")
+    )
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        timeout=10,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+        ],
+    )
+
+
+# -- middleware ---------------------------------------------------------------------------
+
+
+def skip_repeated_events(
+    state: SlackState,
+) -> Callable[..., Awaitable[BoltResponse | None]]:
+    """Answer 200 to an Events API delivery whose ``event_id`` was handled already.
+
+    Slack redelivers (``X-Slack-Retry-Num``) when it did not see a 200 in time; the first
+    delivery is still being handled, so the repeat must do nothing.
+    """
+
+    async def middleware(
+        body: dict[str, Any], next_: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse | None:
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if isinstance(event_id, str) and not await state.claim(f"event:{event_id}"):
+            log.info("repeat delivery of %s ignored", event_id)
+            return BoltResponse(status=200, body="")
+        return await next_()
+
+    return middleware
+
+
+# -- the app ------------------------------------------------------------------------------
+
+
+@dataclass
+class SlackBot:
+    """The bolt app and what it holds open; ``aclose`` drains the outbox and closes clients."""
+
+    app: AsyncApp
+    handlers: SlackHandlers
+    outbox: Outbox
+    serving: ServingClient
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def aclose(self, drain_timeout_s: float = 5.0) -> None:
+        await self.outbox.aclose(drain_timeout_s)
+        await self.serving.aclose()
+        for close in self.closers:
+            with contextlib.suppress(Exception):
+                await close()
+
+
+def build_bolt_app(
+    settings: Settings, handlers: SlackHandlers, *, client: AsyncWebClient, http: bool
+) -> AsyncApp:
+    """The bolt app with its listeners. ``http`` turns on request signature verification."""
+    signing_secret = _secret(settings.slack_signing_secret)
+    if http and not signing_secret:
+        raise SlackConfigError(
+            "THUMBLOOP_SLACK_SIGNING_SECRET is not set (HTTP mode verifies every request with it)"
+        )
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret or "",
+        request_verification_enabled=http,
+        process_before_response=False,
+        logger=logging.getLogger("bots.slack.app.bolt"),
+    )
+    app.middleware(skip_repeated_events(handlers.state))
+
+    @app.event("message")
+    async def on_message(
+        event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        await handlers.on_message(event, context.bot_user_id, client)
+
+    @app.event("app_mention")
+    async def on_mention(
+        event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        await handlers.on_message(event, context.bot_user_id, client)
+
+    @app.action(re.compile(VOTE_ACTION.pattern))
+    async def on_vote(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()  # Slack's 3-second rule: acknowledge first, work after
+        await handlers.on_vote_click(body, client)
+
+    @app.event("reaction_added")
+    async def on_reaction_added(
+        event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        await handlers.on_reaction(event, context.bot_user_id, client)
+
+    @app.event("reaction_removed")
+    async def on_reaction_removed(
+        event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        await handlers.on_reaction(event, context.bot_user_id, client)
+
+    @app.command(COMMAND)
+    async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+        await ack(text=handlers.on_command(command), response_type="ephemeral")
+
+    return app
+
+
+def build_slack_bot(
+    settings: Settings,
+    *,
+    http: bool,
+    sender: TaskSender | None = None,
+    history: History | None = None,
+    state: SlackState | None = None,
+    outbox_backoff_s: float = 0.5,
+) -> SlackBot:
+    """Everything the adapter needs, from settings (each part can be handed in instead)."""
+    client = build_web_client(settings)
+    closers: list[Callable[[], Awaitable[None]]] = []
+    if sender is None:
+        queue = TaskQueue(settings.effective_broker_url)
+        sender = queue
+
+        async def close_queue() -> None:
+            queue.close()
+
+        closers.append(close_queue)
+    history = history if history is not None else make_history(settings)
+    state = state if state is not None else make_slack_state(settings)
+    for part in (history, state):
+        aclose = getattr(part, "aclose", None)
+        if aclose is not None:
+            closers.append(aclose)
+    outbox = Outbox(
+        sender, spool=spool_path(settings.home, "slack"), retry_initial_s=outbox_backoff_s
+    )
+    serving = ServingClient(settings.serving_url)
+    handlers = SlackHandlers(
+        hmac_secret=settings.hmac_secret.get_secret_value(),
+        serving=serving,
+        history=history,
+        state=state,
+        outbox=outbox,
+    )
+    app = build_bolt_app(settings, handlers, client=client, http=http)
+    return SlackBot(app=app, handlers=handlers, outbox=outbox, serving=serving, closers=closers)
+
+
+def build_http_app(bot: SlackBot) -> Starlette:
+    """ASGI app for the Events API: ``POST /slack/events`` (bolt) and ``GET /healthz``."""
+    from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.routing import Route
+
+    handler = AsyncSlackRequestHandler(bot.app)
+
+    async def events(request: Request) -> Response:
+        return await handler.handle(request)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        bot.outbox.start()  # what an earlier run left unsent goes out first
+        try:
+            yield
+        finally:
+            await bot.aclose()
+
+    return Starlette(
+        routes=[Route(EVENTS_PATH, events, methods=["POST"]), Route("/healthz", healthz)],
+        lifespan=lifespan,
+    )
+
+
+async def run_socket_mode(bot: SlackBot, app_token: str) -> None:
+    """Connect over Socket Mode and handle events until cancelled."""
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    handler = AsyncSocketModeHandler(bot.app, app_token)
+    bot.outbox.start()
+    try:
+        await handler.start_async()
+    finally:
+        with contextlib.suppress(Exception):
+            await handler.close_async()
+        await bot.aclose()

@@ -1,0 +1,278 @@
+"""The effectful side of the Slack adapter: what happens for a message, a vote, a reaction and a
+command. Each handler turns its payload into a plain value with :mod:`bots.slack.convert` and
+then talks to the serving worker, the Web API and the queue. Bolt wiring lives in
+:mod:`bots.slack.app`.
+
+Raw Slack user and channel ids stay in here: what leaves (history keys, state keys, tasks,
+the serving request) carries their HMAC.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.common.history import History
+from bots.common.outbox import Outbox
+from bots.common.signing import InvalidVoteToken, sign_vote, verify_vote
+from bots.slack.blocks import reply_blocks, reply_text, voted_blocks
+from bots.slack.commands import (
+    APOLOGY,
+    FORGED_VOTE,
+    FORGET_DONE,
+    REJECTED,
+    answer,
+    parse_subcommand,
+)
+from bots.slack.convert import (
+    Inbound,
+    inbound_from_event,
+    reaction_change,
+    remaining_thumb,
+    vote_click,
+)
+from bots.slack.state import SlackState
+from serving.client import ServingClient, ServingRejected, ServingUnavailable
+from thumbloop.contracts import IncomingMessage, Interaction, Prediction, Turn, Vote
+from thumbloop.identity import hash_id
+from thumbloop.task_names import (
+    FORGET_USER,
+    RECORD_INTERACTION,
+    RECORD_VOTE,
+    WITHDRAW_VOTE,
+    forget_payload,
+    interaction_payload,
+    vote_payload,
+    withdraw_payload,
+)
+
+log = logging.getLogger(__name__)
+
+PLATFORM: Final = "slack"
+TURN_LIMIT = 16_384  # Turn.text's maximum
+
+
+@dataclass
+class SlackCounters:
+    replies: int = 0
+    apologies: int = 0
+    votes: int = 0
+    withdrawals: int = 0
+    refused_votes: int = 0
+    duplicates: int = 0
+
+
+class SlackHandlers:
+    def __init__(
+        self,
+        *,
+        hmac_secret: str,
+        serving: ServingClient,
+        history: History,
+        state: SlackState,
+        outbox: Outbox,
+    ) -> None:
+        self._secret = hmac_secret
+        self.serving = serving
+        self.history = history
+        self.state = state
+        self.outbox = outbox
+        self.counters = SlackCounters()
+
+    def _hash(self, raw_id: str) -> str:
+        return hash_id(self._secret, PLATFORM, raw_id)
+
+    # -- messages -------------------------------------------------------------------------
+
+    async def on_message(
+        self, event: Mapping[str, Any], bot_user_id: str | None, client: AsyncWebClient
+    ) -> None:
+        inbound = inbound_from_event(event, bot_user_id)
+        if inbound is None:
+            return
+        conversation = self._hash(inbound.channel)
+        # one reply per message, whichever deliveries (retries, message.im + app_mention) arrive
+        if not await self.state.claim(f"msg:{conversation}:{inbound.ts}"):
+            self.counters.duplicates += 1
+            log.info("message already answered; skipping the repeat delivery")
+            return
+        key = f"{PLATFORM}:{conversation}:{inbound.thread_ts}"
+        history = await self.history.get(key)
+        request = IncomingMessage(
+            text=inbound.text, conversation_id=key, history=history[-20:], platform=PLATFORM
+        )
+        try:
+            prediction = await self.serving.predict(request)
+        except ServingUnavailable as exc:
+            self.counters.apologies += 1
+            log.warning("serving unavailable: %s", exc)
+            await self._post_plain(client, inbound, APOLOGY)
+            return
+        except ServingRejected as exc:
+            self.counters.apologies += 1
+            log.warning("serving refused the message: %s", exc)
+            await self._post_plain(client, inbound, REJECTED)
+            return
+        await self._deliver(client, inbound, conversation, key, prediction)
+
+    async def _deliver(
+        self,
+        client: AsyncWebClient,
+        inbound: Inbound,
+        conversation: str,
+        key: str,
+        prediction: Prediction,
+    ) -> None:
+        iid = prediction.interaction_id
+        blocks = reply_blocks(
+            prediction.reply.text,
+            sign_vote(self._secret, iid, 1),
+            sign_vote(self._secret, iid, -1),
+        )
+        try:
+            posted = await client.chat_postMessage(
+                channel=inbound.channel,
+                thread_ts=inbound.thread_ts,
+                text=reply_text(prediction.reply.text),
+                blocks=blocks,
+                unfurl_links=False,
+            )
+        except SlackApiError as exc:
+            log.error("reply not delivered: %s", _api_error(exc))
+            return
+        reply_ts = str(posted.get("ts") or "")
+        self.counters.replies += 1
+        await self.history.append(
+            key,
+            Turn(role="user", text=inbound.text[:TURN_LIMIT]),
+            Turn(role="assistant", text=prediction.reply.text[:TURN_LIMIT]),
+        )
+        if reply_ts:
+            await self.state.remember_reply(conversation, reply_ts, iid)
+        interaction = Interaction.of_reply(
+            prediction,
+            text=inbound.text,
+            platform=PLATFORM,
+            user=self._hash(inbound.user),
+            conversation=conversation,
+            message_ref=reply_ts or None,
+        )
+        self.outbox.submit(RECORD_INTERACTION, interaction_payload(interaction))
+
+    async def _post_plain(self, client: AsyncWebClient, inbound: Inbound, text: str) -> None:
+        try:
+            await client.chat_postMessage(
+                channel=inbound.channel, thread_ts=inbound.thread_ts, text=text
+            )
+        except SlackApiError as exc:
+            log.error("message not delivered: %s", _api_error(exc))
+
+    # -- votes ----------------------------------------------------------------------------
+
+    async def on_vote_click(self, body: Mapping[str, Any], client: AsyncWebClient) -> None:
+        """Called after ``ack()``: verify the signed value, queue the vote, show it."""
+        click = vote_click(body)
+        if click is None:
+            self.counters.refused_votes += 1
+            log.warning("refused a malformed vote action")
+            return
+        try:
+            iid, value = verify_vote(self._secret, click.token)
+            if value != click.direction:
+                raise InvalidVoteToken("button and value disagree")
+        except InvalidVoteToken as exc:
+            self.counters.refused_votes += 1
+            log.warning("refused a vote: %s", exc)
+            await self._ephemeral(client, click.channel, click.user, FORGED_VOTE)
+            return
+        self._record_vote(iid, click.user, value)
+        try:
+            await client.chat_update(
+                channel=click.channel,
+                ts=click.message_ts,
+                text=click.message_text or "Thumbloop",
+                blocks=voted_blocks(click.blocks, value),
+            )
+        except SlackApiError as exc:
+            log.warning("vote recorded but message not updated: %s", _api_error(exc))
+
+    def _record_vote(
+        self, iid: uuid.UUID, user: str, value: int, at: datetime | None = None
+    ) -> None:
+        vote = Vote(
+            interaction_id=iid,
+            rater=self._hash(user),
+            value=1 if value > 0 else -1,
+            platform=PLATFORM,
+            at=at or datetime.now(UTC),
+        )
+        self.counters.votes += 1
+        self.outbox.submit(RECORD_VOTE, vote_payload(vote))
+
+    async def _ephemeral(self, client: AsyncWebClient, channel: str, user: str, text: str) -> None:
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user, text=text)
+        except SlackApiError as exc:
+            log.warning("ephemeral not delivered: %s", _api_error(exc))
+
+    async def on_reaction(
+        self, event: Mapping[str, Any], bot_user_id: str | None, client: AsyncWebClient
+    ) -> None:
+        change = reaction_change(event, bot_user_id)
+        if change is None:
+            return
+        iid = await self.state.reply_for(self._hash(change.channel), change.ts)
+        if iid is None:
+            log.info("reaction on a reply we no longer know; not counted")
+            return
+        if change.added:
+            self._record_vote(iid, change.user, change.value, change.at)
+            return
+        # removed: if the user still has the other thumb on the reply, that one is their vote
+        still = await self._thumb_left(client, change.channel, change.ts, change.user)
+        if still is not None:
+            self._record_vote(iid, change.user, still, change.at)
+            return
+        self.counters.withdrawals += 1
+        self.outbox.submit(
+            WITHDRAW_VOTE,
+            withdraw_payload(str(iid), self._hash(change.user), PLATFORM, at=change.at),
+        )
+
+    async def _thumb_left(
+        self, client: AsyncWebClient, channel: str, ts: str, user: str
+    ) -> int | None:
+        try:
+            resp = await client.reactions_get(channel=channel, timestamp=ts, full=True)
+        except SlackApiError as exc:
+            log.warning("reactions.get failed (%s); withdrawing", _api_error(exc))
+            return None
+        message = resp.get("message") or {}
+        return remaining_thumb(message.get("reactions"), user)
+
+    # -- /thumbloop -----------------------------------------------------------------------
+
+    def on_command(self, command: Mapping[str, Any]) -> str:
+        """The ephemeral answer to ``/thumbloop …``; ``forget`` also queues the deletion."""
+        raw = str(command.get("text") or "")
+        sub = parse_subcommand(raw)
+        if sub != "forget":
+            return answer(sub, raw)
+        user = str(command.get("user_id") or "")
+        if not user:
+            return answer("help", raw)
+        self.outbox.submit(FORGET_USER, forget_payload(self._hash(user), PLATFORM))
+        return FORGET_DONE
+
+
+def _api_error(exc: SlackApiError) -> str:
+    """Slack's error code, or the HTTP status when the answer was not Slack's JSON."""
+    error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
+    return str(error or f"HTTP {exc.response.status_code}")

@@ -1,0 +1,267 @@
+"""The Telegram adapter: a python-telegram-bot ``Application`` wired to Thumbloop.
+
+:func:`build_application` turns :class:`~thumbloop.settings.Settings` into a ready Application
+(handlers, AIORateLimiter, commands registered at start-up, resources closed at shutdown);
+:func:`run_polling` and :func:`run_webhook` run it the way python-telegram-bot runs any bot.
+The pieces live beside this module: pure checks (``telegram_checks``), handlers
+(``telegram_handlers``), reply references (``telegram_refs``), the queue outbox
+(``bots.common.outbox``) and the texts (``telegram_texts``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    MessageReactionHandler,
+    filters,
+)
+
+from bots.common.history import make_history
+from bots.common.outbox import Outbox, spool_path
+from bots.telegram import texts
+from bots.telegram.handlers import TelegramDeps, TelegramHandlers
+from bots.telegram.state import make_reply_refs
+from thumbloop.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Edited messages are not asked for (and would be ignored by the handlers anyway).
+ALLOWED_UPDATES: list[str] = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MESSAGE_REACTION]
+
+MEDIA = (
+    filters.Sticker.ALL
+    | filters.PHOTO
+    | filters.VOICE
+    | filters.VIDEO
+    | filters.VIDEO_NOTE
+    | filters.AUDIO
+    | filters.ANIMATION
+    | filters.Document.ALL
+    | filters.LOCATION
+    | filters.VENUE
+    | filters.CONTACT
+    | filters.POLL
+    | filters.Dice.ALL
+    | filters.STORY
+)
+
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+class ConfigError(ValueError):
+    """A setting the adapter cannot start without is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class TelegramOptions:
+    reply_timeout_s: float = 6.0  # the user gets an apology after this long without a reply
+    serving_timeout_s: float = 3.0  # per HTTP try to the serving worker
+    serving_retries: int = 1
+    typing_interval_s: float = 4.0
+    flood_retries: int = 3  # RetryAfter (429) answers waited out per request
+    queue_retry_max_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    url: str  # the public HTTPS address Telegram posts to
+    secret_token: str
+    listen: str = "127.0.0.1"
+    port: int = 8443
+    url_path: str | None = None  # default: the path of ``url``
+
+    def __post_init__(self) -> None:
+        if not _SECRET_TOKEN.match(self.secret_token):
+            raise ConfigError(
+                "the webhook secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
+            )
+        if urlsplit(self.url).scheme != "https":
+            raise ConfigError("Telegram only posts to an https:// webhook URL")
+
+    @property
+    def path(self) -> str:
+        path = self.url_path if self.url_path is not None else urlsplit(self.url).path
+        return path.strip("/")
+
+
+def token_of(settings: Settings) -> str:
+    if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
+        raise ConfigError(
+            "THUMBLOOP_TELEGRAM_TOKEN is not set: create a bot with @BotFather and export its token"
+        )
+    return settings.telegram_token.get_secret_value()
+
+
+def make_deps(settings: Settings, options: TelegramOptions) -> TelegramDeps:
+    """The real collaborators: serving client, Celery producer, history and reply references."""
+    from serving.client import ServingClient
+    from thumbloop.queue import TaskQueue
+
+    return TelegramDeps(
+        secret=settings.hmac_secret.get_secret_value(),
+        serving=ServingClient(
+            settings.serving_url,
+            timeout_s=options.serving_timeout_s,
+            retries=options.serving_retries,
+        ),
+        outbox=Outbox(
+            TaskQueue(settings.effective_broker_url),
+            spool=spool_path(settings.home, "telegram"),
+            retry_max_s=options.queue_retry_max_s,
+        ),
+        history=make_history(settings),
+        refs=make_reply_refs(settings),
+        history_turns=settings.history_turns,
+        history_ttl_s=settings.history_ttl_s,
+        reply_timeout_s=options.reply_timeout_s,
+        typing_interval_s=options.typing_interval_s,
+    )
+
+
+def build_application(
+    settings: Settings,
+    options: TelegramOptions | None = None,
+    *,
+    deps: TelegramDeps | None = None,
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    options = options or TelegramOptions()
+    token = token_of(settings)
+    deps = deps or make_deps(settings, options)
+    app = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(settings.telegram_base_url)
+        .base_file_url(settings.telegram_base_file_url)
+        .rate_limiter(AIORateLimiter(max_retries=options.flood_retries))
+        .concurrent_updates(True)
+        .post_init(_starter(deps))
+        .post_shutdown(_closer(deps))
+        .build()
+    )
+    add_handlers(app, TelegramHandlers(deps))
+    return app
+
+
+def add_handlers(app: Application[Any, Any, Any, Any, Any, Any], h: TelegramHandlers) -> None:
+    new = filters.UpdateType.MESSAGE  # edited messages never reach a handler
+    app.add_handler(CommandHandler("start", h.start, filters=new))
+    app.add_handler(CommandHandler("help", h.help, filters=new))
+    app.add_handler(CommandHandler("privacy", h.privacy, filters=new))
+    app.add_handler(CommandHandler("forget", h.forget, filters=new))
+    app.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, h.on_text))
+    app.add_handler(MessageHandler(new & MEDIA, h.on_media))
+    app.add_handler(CallbackQueryHandler(h.on_callback))
+    app.add_handler(
+        MessageReactionHandler(
+            h.on_reaction,
+            message_reaction_types=MessageReactionHandler.MESSAGE_REACTION_UPDATED,
+        )
+    )
+    app.add_error_handler(h.on_error)
+
+
+async def register_commands(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """``post_init``: the command menu users see (a failure here is logged, not fatal)."""
+    try:
+        await app.bot.set_my_commands([BotCommand(name, desc) for name, desc in texts.COMMANDS])
+    except TelegramError as exc:
+        log.warning("could not register the bot commands: %s", type(exc).__name__)
+    log.info("telegram bot @%s ready", app.bot.username)
+
+
+def _starter(
+    deps: TelegramDeps,
+) -> Callable[[Application[Any, Any, Any, Any, Any, Any]], Coroutine[Any, Any, None]]:
+    async def start(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        deps.outbox.start()  # what an earlier run left unsent goes out first
+        await register_commands(app)
+
+    return start
+
+
+def _closer(
+    deps: TelegramDeps,
+) -> Callable[[Application[Any, Any, Any, Any, Any, Any]], Coroutine[Any, Any, None]]:
+    async def close(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        await deps.outbox.aclose()
+        for resource in (deps.serving, deps.refs, deps.history):
+            aclose = getattr(resource, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        close_sender = getattr(deps.outbox.sender, "close", None)
+        if close_sender is not None:
+            close_sender()
+
+    return close
+
+
+def run_polling(
+    app: Application[Any, Any, Any, Any, Any, Any],
+    *,
+    drop_pending_updates: bool = False,
+    poll_timeout_s: int = 10,
+    bootstrap_retries: int = 3,
+    **run_kwargs: Any,
+) -> None:
+    """Long polling (no public address needed). Blocks until SIGINT/SIGTERM."""
+    app.run_polling(
+        timeout=poll_timeout_s,
+        allowed_updates=ALLOWED_UPDATES,
+        drop_pending_updates=drop_pending_updates,
+        bootstrap_retries=bootstrap_retries,
+        **run_kwargs,
+    )
+
+
+def run_webhook(
+    app: Application[Any, Any, Any, Any, Any, Any],
+    webhook: WebhookConfig,
+    *,
+    drop_pending_updates: bool = False,
+    bootstrap_retries: int = 3,
+    **run_kwargs: Any,
+) -> None:
+    """Listens on ``listen:port/path`` (TLS terminated in front) and registers ``url`` with
+    Telegram; requests without the right ``X-Telegram-Bot-Api-Secret-Token`` get 403."""
+    app.run_webhook(
+        listen=webhook.listen,
+        port=webhook.port,
+        url_path=webhook.path,
+        webhook_url=webhook.url,
+        secret_token=webhook.secret_token,
+        allowed_updates=ALLOWED_UPDATES,
+        drop_pending_updates=drop_pending_updates,
+        bootstrap_retries=bootstrap_retries,
+        **run_kwargs,
+    )
+
+
+__all__ = [
+    "ALLOWED_UPDATES",
+    "ConfigError",
+    "TelegramDeps",
+    "TelegramHandlers",
+    "TelegramOptions",
+    "WebhookConfig",
+    "add_handlers",
+    "build_application",
+    "make_deps",
+    "register_commands",
+    "run_polling",
+    "run_webhook",
+    "token_of",
+]

@@ -1,0 +1,149 @@
+"""The two ways `thumbloop chat` runs: a script of steps, or a prompt with keys to rate."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+
+import click
+
+from bots.terminal.session import (
+    ChatSession,
+    Step,
+    as_json_line,
+    describe,
+    reply_record,
+    vote_record,
+)
+from serving.client import ServingClient, ServingError
+from thumbloop.contracts import Prediction
+
+HELP = (
+    "Type a message and press Enter. On an empty line press '+' for 👍 or '-' for 👎 "
+    "on the last reply. /forget erases what you sent, /help shows this, /quit or Ctrl-D leaves."
+)
+QUEUE_ERRORS = (OSError, TimeoutError)
+
+
+def _queue_errors() -> tuple[type[BaseException], ...]:
+    from kombu.exceptions import OperationalError
+
+    return (*QUEUE_ERRORS, OperationalError)
+
+
+async def _ask(session: ChatSession, client: ServingClient, text: str) -> Prediction:
+    return await client.predict(session.message(text))
+
+
+def _show(text: str, p: Prediction, as_json: bool) -> None:
+    if as_json:
+        click.echo(as_json_line(reply_record(text, p)))
+    else:
+        click.echo(f"bot ▸ {p.reply.text}")
+        click.secho(f"      {describe(p)}", dim=True)
+
+
+async def run_script(session: ChatSession, url: str, steps: list[Step], as_json: bool) -> int:
+    """Run each step in order; returns how many failed (each is reported as it happens)."""
+    failures = 0
+    async with ServingClient(url) as client:
+        for step in steps:
+            if step.kind == "vote":
+                if session.last is None:  # the message it rates failed
+                    failures += 1
+                    click.echo(f"line {step.line}: no reply to rate", err=True)
+                    continue
+                try:
+                    vote = await asyncio.to_thread(session.vote, step.value)
+                except _queue_errors() as exc:
+                    failures += 1
+                    click.echo(
+                        f"line {step.line}: vote not recorded, queue unavailable: {exc}", err=True
+                    )
+                    continue
+                click.echo(as_json_line(vote_record(vote)) if as_json else _vote_text(step.value))
+                continue
+            if not as_json:
+                click.echo(f"you ▸ {step.text}")
+            try:
+                prediction = await _ask(session, client, step.text)
+            except ServingError as exc:
+                failures += 1
+                session.last = None
+                click.echo(f"line {step.line}: no reply from {url}: {exc}", err=True)
+                continue
+            _show(step.text, prediction, as_json)
+            try:
+                await asyncio.to_thread(session.record, step.text, prediction)
+            except _queue_errors() as exc:
+                failures += 1
+                click.echo(
+                    f"line {step.line}: reply not recorded, queue unavailable: {exc}", err=True
+                )
+    return failures
+
+
+def _vote_text(value: int) -> str:
+    return "      👍 recorded" if value > 0 else "      👎 recorded"
+
+
+async def run_interactive(session: ChatSession, url: str) -> None:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.application import get_app
+    from prompt_toolkit.filters import Condition
+    from prompt_toolkit.key_binding import KeyBindings
+
+    keys = KeyBindings()
+    empty = Condition(lambda: get_app().current_buffer.text == "")
+
+    @keys.add("+", filter=empty)
+    def _up(event) -> None:  # type: ignore[no-untyped-def]
+        event.app.exit(result="+")
+
+    @keys.add("-", filter=empty)
+    def _down(event) -> None:  # type: ignore[no-untyped-def]
+        event.app.exit(result="-")
+
+    prompt: PromptSession[str] = PromptSession(key_bindings=keys)
+    click.echo(f"Chatting with {url}. {HELP}")
+    async with ServingClient(url) as client:
+        while True:
+            try:
+                line = (await prompt.prompt_async("you ▸ ")).strip()
+            except (EOFError, KeyboardInterrupt):
+                return
+            if line in ("/quit", "/exit"):
+                return
+            if line == "/help":
+                click.echo(HELP)
+            elif line == "/forget":
+                await _safe(session.forget, "forget request sent: your messages and votes go")
+            elif line in ("+", "-"):
+                if session.last is None:
+                    click.echo("nothing to rate yet")
+                    continue
+                value = 1 if line == "+" else -1
+                await _safe(functools.partial(session.vote, value), _vote_text(value).strip())
+            elif line:
+                await _converse(session, client, line)
+
+
+async def _converse(session: ChatSession, client: ServingClient, text: str) -> None:
+    try:
+        prediction = await _ask(session, client, text)
+    except ServingError as exc:
+        click.secho(f"no reply: {exc} (is `thumbloop up` running?)", fg="red")
+        return
+    _show(text, prediction, as_json=False)
+    await _safe(lambda: session.record(text, prediction), None)
+
+
+async def _safe(action: Callable[[], object], ok: str | None) -> None:
+    try:
+        await asyncio.to_thread(action)
+    except _queue_errors() as exc:
+        click.secho(f"not recorded: the queue is unavailable ({exc})", fg="red")
+        return
+    if ok:
+        click.echo(ok)

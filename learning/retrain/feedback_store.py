@@ -1,0 +1,117 @@
+"""The learning side's reads and writes: votes joined with their interactions, training runs,
+dropped messages."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from learning.retrain.thumbs import VoteRecord
+from thumbloop.store.schema import LIVE, DroppedTaskRow, InteractionRow, TrainingRunRow, VoteRow
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def vote_records(session: Session) -> list[VoteRecord]:
+    """Every vote whose interaction is known (votes still waiting for theirs are left out)."""
+    rows = session.execute(
+        select(VoteRow, InteractionRow)
+        .join(InteractionRow, InteractionRow.interaction_id == VoteRow.interaction_id)
+        .where(LIVE)
+    )
+    return [
+        VoteRecord(
+            interaction_id=i.interaction_id,
+            text=i.text,
+            intent=i.intent,
+            confidence=i.intent_confidence,
+            rater=v.rater,
+            value=v.value,
+            at=_aware(v.updated_at),
+            strategy=i.reply_strategy,
+            reply_text=i.reply_text,
+            prompt=i.reply_prompt,
+            generator=i.generator,
+        )
+        for v, i in rows
+    ]
+
+
+def last_candidate_at(session: Session) -> datetime | None:
+    t = session.scalar(
+        select(func.max(TrainingRunRow.started_at)).where(TrainingRunRow.kind == "retrain")
+    )
+    return _aware(t) if t else None
+
+
+def last_generator_training(session: Session) -> datetime | None:
+    """Start of the latest retrain that trained a reply generator (its run logged KTO steps)
+    and kept the result (registered as a candidate, or refused by the generator's own gate):
+    votes on generated replies after it have not been learnt from yet."""
+    rows = session.execute(
+        select(TrainingRunRow.started_at, TrainingRunRow.metrics)
+        .where(TrainingRunRow.kind == "retrain")
+        .order_by(TrainingRunRow.started_at.desc())
+    )
+    for started, metrics in rows:
+        m = metrics or {}
+        if "generator_kto_steps" in m and not m.get("generator_discarded"):
+            return _aware(started)
+    return None
+
+
+def new_votes_since(session: Session, since: datetime | None) -> tuple[int, datetime | None]:
+    """(count, oldest time) of votes newer than ``since`` (all votes when None)."""
+    q = select(func.count(VoteRow.id), func.min(VoteRow.updated_at)).where(LIVE)
+    if since is not None:
+        q = q.where(VoteRow.updated_at > since)
+    count, oldest = session.execute(q).one()
+    return int(count or 0), (_aware(oldest) if oldest else None)
+
+
+def start_run(session: Session, kind: str, started_at: datetime | None = None) -> int:
+    row = TrainingRunRow(
+        kind=kind, status="running", metrics={}, started_at=started_at or datetime.now(UTC)
+    )
+    session.add(row)
+    session.flush()
+    return int(row.id)
+
+
+def finish_run(
+    session: Session,
+    run_id: int,
+    *,
+    status: str,
+    mlflow_run_id: str | None,
+    model_version: str | None,
+    n_votes: int,
+    metrics: dict[str, Any],
+) -> None:
+    row = session.get(TrainingRunRow, run_id)
+    if row is None:
+        return
+    row.status = status
+    row.mlflow_run_id = mlflow_run_id
+    row.model_version = model_version
+    row.n_votes = n_votes
+    row.metrics = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    row.finished_at = datetime.now(UTC)
+
+
+def record_drop(session: Session, task: str, reason: str, payload: Any) -> None:
+    text = json.dumps(payload, default=str)[:4000]
+    session.add(DroppedTaskRow(task=task, reason=reason[:2000], payload=text))
+
+
+def dropped_count(session: Session, task: str | None = None) -> int:
+    q = select(func.count(DroppedTaskRow.id))
+    if task:
+        q = q.where(DroppedTaskRow.task == task)
+    return int(session.scalar(q) or 0)

@@ -1,0 +1,343 @@
+"""The feedback loop end to end, with simulated raters instead of people.
+
+Seed-train on k examples per intent, then per round: take unseen training messages, predict
+them with the serving code, let simulated raters vote (right -> 👍, wrong -> 👎, flipped with
+probability `noise`; adversaries vote the opposite on purpose), send interactions and votes
+through the queue to a real Celery worker, retrain, gate, promote what passes, and evaluate the
+champion on validation. Writes learning_curve.json and learning_curve.png.
+
+With ``replies="generative"`` the replies are generated (:mod:`learning.simulate.replies`) and rated
+on what they say: the votes then also train the reply generator (KTO), and each round reports the
+simulated 👍 rate of the generated replies and the champion generator's golden like rate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from learning.registry.promotion import promote
+from learning.registry.versions import alias_version, configure
+from learning.retrain.run import run_retrain
+from learning.seed.config import TrainConfig
+from learning.seed.run import train_and_register
+from learning.simulate.data import few_shot_domain, reference_accuracy
+from learning.simulate.replies import (
+    ReplyStats,
+    generate_replies,
+    golden_like_rate,
+    sim_settings,
+    user_likes,
+)
+from serving.engine import ActiveModel, ModelHolder, load_active
+from thumbloop.contracts import Interaction, Reply, Vote
+from thumbloop.domain import Domain, Example, load_domain
+from thumbloop.identity import hash_id
+from thumbloop.model.device import resolve_device
+from thumbloop.model.predictor import intent_predictions, predict_many
+from thumbloop.queue import TaskQueue
+from thumbloop.scoring import accuracy
+from thumbloop.settings import Settings
+from thumbloop.store.db import make_engine, session_scope, upgrade
+from thumbloop.store.schema import LIVE, VoteRow
+from thumbloop.task_names import RECORD_INTERACTION, RECORD_VOTE, interaction_payload, vote_payload
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    seed_shots: int = 10
+    rounds: int = 5
+    votes_per_round: int = 1000
+    noise: float = 0.1
+    adversaries: int = 0
+    adversary_share: float = 0.2
+    honest_raters: int = 50
+    seed: int = 0
+    seed_sentiment_examples: int = 4000
+    replies: str = "template"  # or "generative"
+    golden_prompts: int = 32  # generative: validation prompts scored after every round
+
+
+def _worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    env = os.environ | {
+        "THUMBLOOP_HOME": str(settings.home),
+        "THUMBLOOP_DATABASE_URL": settings.effective_database_url,
+        "THUMBLOOP_BROKER_URL": settings.effective_broker_url,
+        "THUMBLOOP_RESULT_BACKEND": settings.effective_result_backend,
+        "THUMBLOOP_MODEL_NAME": settings.model_name,
+    }
+    if settings.redis_url:
+        env["THUMBLOOP_REDIS_URL"] = settings.redis_url
+    with log_path.open("ab") as fh:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "thumbloop",
+                "worker",
+                "--no-beat",
+                "--concurrency",
+                "1",
+                "--queues",
+                "thumbloop",
+                "--loglevel",
+                "WARNING",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _stop_worker(worker: subprocess.Popen[bytes], grace_s: float = 30) -> None:
+    """Warm shutdown, then SIGKILL: every vote is stored before this runs, and with late acks
+    a killed worker loses nothing either way; a loaded machine can outlast any fixed grace."""
+    if worker.poll() is not None:
+        return
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        log.warning("worker still running %.0f s after SIGTERM: killing it", grace_s)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
+def _evaluate(settings: Settings, domain: Domain) -> tuple[str, float]:
+    client = configure(settings)
+    champion = alias_version(client, settings.model_name, "champion")
+    assert champion is not None
+    active = load_active(
+        f"models:/{settings.model_name}/{champion.version}",
+        settings.effective_tracking_uri,
+        settings.home / "models",
+        resolve_device(settings.device),
+        settings.max_seq_len,
+    )
+    p_int, _ = predict_many(active.bundle, [e.text for e in domain.validation])
+    pred = intent_predictions(active.bundle, p_int)
+    return str(champion.version), accuracy([e.label for e in domain.validation], pred)
+
+
+def _rate(cfg: SimConfig, rng: random.Random, right: bool) -> tuple[str, int]:
+    if cfg.adversaries and rng.random() < cfg.adversary_share:
+        return f"adversary-{rng.randrange(cfg.adversaries)}", -1 if right else 1
+    value = 1 if right else -1
+    if rng.random() < cfg.noise:
+        value = -value
+    return f"rater-{rng.randrange(cfg.honest_raters)}", value
+
+
+def round_messages(
+    settings: Settings,
+    active: ActiveModel,
+    batch: list[Example],
+    cfg: SimConfig,
+    rng: random.Random,
+) -> tuple[list[Interaction], list[Vote], ReplyStats]:
+    holder = ModelHolder(settings.max_seq_len)
+    holder.swap(active)
+    outputs = []
+    for i in range(0, len(batch), 64):
+        outputs += holder.process([e.text for e in batch[i : i + 64]])
+    texts = [e.text for e in batch]
+    replies = (
+        generate_replies(settings, active, texts, outputs)
+        if cfg.replies == "generative"
+        else [Reply(text="(simulated)", response_id=f"{o.intent}/1") for o in outputs]
+    )
+    secret = settings.hmac_secret.get_secret_value()
+    items, votes, stats = [], [], ReplyStats()
+    for ex, out, reply in zip(batch, outputs, replies, strict=True):
+        good = out.intent == ex.label
+        if reply.strategy == "generative":
+            good = user_likes(reply, ex.label, active.bundle.responses)
+            stats.generated += 1
+            stats.liked += good
+        elif reply.strategy.startswith("template:fallback"):
+            stats.fallbacks += 1
+        rater, value = _rate(cfg, rng, good)
+        user = hash_id(secret, "simulator", rater)
+        item = Interaction(
+            interaction_id=uuid.uuid4(),
+            platform="simulator",
+            user=user,
+            conversation=hash_id(secret, "simulator", f"chat-{rater}"),
+            text=ex.text,
+            intent=out.intent,
+            intent_confidence=out.confidence,
+            sentiment=out.sentiment,  # type: ignore[arg-type]
+            response_id=reply.response_id,
+            reply_text=reply.text,
+            model_version=out.version,
+            reply_strategy=reply.strategy,
+            generator=reply.generator,
+            reply_prompt=reply.prompt,
+        )
+        items.append(item)
+        votes.append(
+            Vote(interaction_id=item.interaction_id, rater=user, value=value, platform="simulator")
+        )  # type: ignore[arg-type]
+    return items, votes, stats
+
+
+def _champion(settings: Settings) -> ActiveModel:
+    return load_active(
+        f"models:/{settings.model_name}@champion",
+        settings.effective_tracking_uri,
+        settings.home / "models",
+        resolve_device(settings.device),
+        settings.max_seq_len,
+    )
+
+
+def _golden(settings: Settings, domain: Domain, cfg: SimConfig) -> dict[str, float]:
+    if cfg.replies != "generative":
+        return {}
+    quality = golden_like_rate(settings, _champion(settings), domain, cfg.golden_prompts)
+    return {f"golden_{k}": round(v, 4) for k, v in quality.items()}
+
+
+def _stored_votes(settings: Settings) -> int:
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with session_scope(engine) as s:
+            return int(s.scalar(select(func.count(VoteRow.id)).where(LIVE)) or 0)
+    finally:
+        engine.dispose()
+
+
+def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(cfg.seed)
+    full = load_domain(domain_dir)
+    seed_dir, pool = few_shot_domain(full, cfg.seed_shots, out / "seed-domain", cfg.seed)
+    settings = base.model_copy(
+        update={
+            "home": out / "home",
+            "model_name": "thumbloop-sim",
+            "domain_dir": seed_dir,
+            "database_url": None,
+            "broker_url": None,
+            "result_backend": None,
+            "mlflow_tracking_uri": None,
+            "mlflow_artifact_root": None,
+            "auto_promote": False,
+        }
+    )
+    if cfg.replies == "generative":
+        settings = sim_settings(settings)
+    settings.ensure_home()
+    upgrade(settings.effective_database_url)
+    t0 = time.perf_counter()
+    seed_cfg = TrainConfig(
+        max_sentiment_examples=cfg.seed_sentiment_examples, device=settings.device, seed=cfg.seed
+    )
+    train_and_register(settings, seed_dir, seed_cfg, progress=False)
+    seed_domain = load_domain(seed_dir)
+    version, acc = _evaluate(settings, seed_domain)
+    curve: list[dict[str, Any]] = [
+        {
+            "round": 0,
+            "votes": 0,
+            "accuracy": acc,
+            "champion": version,
+            "gate": "seed",
+            "seconds": round(time.perf_counter() - t0, 1),
+            **_golden(settings, seed_domain, cfg),
+        }
+    ]
+    log.info("round 0 (seed, %d shots): accuracy %.4f", cfg.seed_shots, acc)
+    worker = _worker(settings, out / "worker.log")
+    queue = TaskQueue(settings.effective_broker_url)
+    engine = make_engine(settings.effective_database_url)
+    sent = 0
+    try:
+        for r in range(1, cfg.rounds + 1):
+            t = time.perf_counter()
+            batch = pool[(r - 1) * cfg.votes_per_round : r * cfg.votes_per_round]
+            if not batch:
+                log.warning("no unseen messages left for round %d", r)
+                break
+            items, votes, stats = round_messages(settings, _champion(settings), batch, cfg, rng)
+            for item, vote in zip(items, votes, strict=True):
+                queue.send(RECORD_INTERACTION, interaction_payload(item))
+                queue.send(RECORD_VOTE, vote_payload(vote))
+            sent += len(votes)
+            deadline = time.monotonic() + 600
+            while _stored_votes(settings) < sent:
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"worker stopped or stalled; see {out / 'worker.log'}")
+                time.sleep(0.5)
+            result = run_retrain(settings, engine)
+            gate = result.get("gate", "skipped")
+            if gate == "passed":
+                promote(settings, result["version"], who="simulator")
+            version, acc = _evaluate(settings, seed_domain)
+            curve.append(
+                {
+                    "round": r,
+                    "votes": sent,
+                    "accuracy": acc,
+                    "champion": version,
+                    "gate": gate,
+                    "seconds": round(time.perf_counter() - t, 1),
+                    **(
+                        {
+                            "generator_gate": result.get("generator_gate"),
+                            "replies": stats.as_dict(),
+                            **_golden(settings, seed_domain, cfg),
+                        }
+                        if cfg.replies == "generative"
+                        else {}
+                    ),
+                }
+            )
+            log.info(
+                "round %d: %d votes, gate %s, champion %s, accuracy %.4f",
+                r,
+                sent,
+                gate,
+                version,
+                acc,
+            )
+    finally:
+        queue.close()
+        engine.dispose()
+        _stop_worker(worker)
+    shown = seed_domain.train + pool[:sent]
+    reference = reference_accuracy(full, settings.device, shown)
+    final = alias_version(configure(settings), settings.model_name, "champion")
+    report = {
+        "domain": full.name,
+        "config": cfg.__dict__,
+        "rounds": curve,
+        "supervised_reference": reference,
+        "final_model": f"models:/{settings.model_name}/{final.version}" if final else None,
+        "tracking_uri": settings.effective_tracking_uri,
+        "eval_hint": f"THUMBLOOP_HOME={settings.home} THUMBLOOP_MODEL_NAME={settings.model_name} "
+        f"thumbloop eval --model models:/{settings.model_name}@champion ...",
+    }
+    (out / "learning_curve.json").write_text(json.dumps(report, indent=2) + "\n")
+    from learning.simulate.data import curve_png, log_curve
+
+    curve_png(report, out / "learning_curve.png")
+    log_curve(settings, out / "learning_curve.json", out / "learning_curve.png", curve)
+    return report

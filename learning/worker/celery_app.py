@@ -1,0 +1,73 @@
+"""The Celery app: broker and backend from settings, explicit task names, late acks.
+
+Embedded default (no server): kombu's SQLAlchemy transport on a SQLite file as the broker and a
+SQLite result backend, both under THUMBLOOP_HOME. Production: Redis
+(``THUMBLOOP_BROKER_URL=redis://...``) or RabbitMQ (``amqp://...``, with a Redis or database
+result backend), which has no message-loss window when a worker is killed. Training tasks go
+to their own ``training`` queue so GPU hosts can consume only those
+(``thumbloop worker --queues training``).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from thumbloop.settings import Settings
+from thumbloop.task_names import DEFAULT_QUEUE, RETRAIN_IF_DUE, ROUTES, TRAINING_QUEUE
+
+
+def _transport_options(settings: Settings) -> dict[str, int]:
+    # kombu's SQLAlchemy transport hands its options to create_engine; it has no visibility
+    # timeout (unacknowledged messages come back on a clean shutdown, not after a hard kill).
+    # RabbitMQ takes a dead consumer's unacknowledged messages back by itself.
+    if not settings.effective_broker_url.startswith(("redis", "rediss", "sentinel")):
+        return {}
+    timeout = settings.visibility_timeout_s
+    # Redis looks for expired unacked messages only every interval x throttle seconds (kombu's
+    # default 10 x 10 = 100 s); scan every quarter timeout (1-60 s) so a killed worker's task
+    # comes back soon after its visibility timeout, not minutes later. A worker killed during a
+    # scan leaves the scan's mutex behind; kombu's 5 minutes would stall redelivery that long.
+    return {
+        "visibility_timeout": timeout,
+        "unacked_restore_interval": min(60, max(1, timeout // 4)),
+        "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": min(300, max(10, timeout)),
+    }
+
+
+def create_celery(settings: Settings) -> Celery:
+    settings.ensure_home()
+    if settings.effective_broker_url.startswith("sqla+"):
+        from learning.worker.embedded_broker import install
+
+        install()
+    app = Celery("thumbloop", broker=settings.effective_broker_url, set_as_current=True)
+    app.conf.update(
+        result_backend=settings.effective_result_backend,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # a task is acknowledged after it ran: a killed worker's task is redelivered
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1
+        if not settings.effective_broker_url.startswith("sqla+")
+        else 8,
+        task_default_queue=DEFAULT_QUEUE,
+        task_routes=ROUTES,
+        broker_transport_options=_transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        result_expires=86_400,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "retrain-if-due": {
+                "task": RETRAIN_IF_DUE,
+                "schedule": settings.retrain_check_interval_s,
+                "options": {"queue": TRAINING_QUEUE, "expires": settings.retrain_check_interval_s},
+            }
+        },
+    )
+    from learning.worker.tasks import register_tasks
+
+    register_tasks(app, settings)
+    return app
