@@ -27,6 +27,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy thumbloop serving learning bots bench tests
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/pytest -ra

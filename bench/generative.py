@@ -32,11 +32,19 @@ from typing import Any
 
 import httpx
 import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.serving import load, resolve_bundle, server  # noqa: E402
+# after the path fix, for direct runs
+from bench.harness import load, resolve_bundle, server  # noqa: E402
+from serving.generator.lm import Sampling, load_generator  # noqa: E402
+from serving.generator.source import resolve_generator  # noqa: E402
+from serving.replies.prompt import PromptInput, build_messages  # noqa: E402
+from thumbloop.domain import load_responses  # noqa: E402
 
 VALIDATION = ROOT / "data/banking/intents/validation.jsonl"
 
@@ -52,11 +60,6 @@ def banking_rows(intents: set[str] | None = None) -> list[dict[str, str]]:
 
 def load_times(device: str) -> dict[str, Any]:
     """Convert the bundled GGUF into a fresh home, then load the converted folder."""
-    import torch
-
-    from serving.generator.lm import load_generator
-    from serving.generator.source import resolve_generator
-
     home = Path(tempfile.mkdtemp(prefix="bench-generator-"))
     start = time.perf_counter()
     source = resolve_generator("smollm2", home)
@@ -70,12 +73,6 @@ def load_times(device: str) -> dict[str, Any]:
 def in_process(
     spec: str, device: str, tokens: int, concurrency: list[int], seconds: float
 ) -> tuple[str, list[dict[str, float]]]:
-    import torch
-
-    from serving.generator.lm import Sampling, load_generator
-    from serving.replies.prompt import PromptInput, build_messages
-    from thumbloop.domain import load_responses
-
     responses = load_responses(ROOT / "data/banking/responses.json")
     prompts = [
         build_messages(PromptInput(r["text"], r["label"], "neutral", responses[r["label"]][0].text))
@@ -168,8 +165,6 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.threads:
-        import torch
-
         torch.set_num_threads(args.threads)
         os.environ["THUMBLOOP_CPU_THREADS"] = str(args.threads)
     loads = load_times(args.device) if args.generator == "smollm2" else None
@@ -183,7 +178,7 @@ def main() -> None:
     try:
         served = through_server(args, bundle_dir, spec) if bundle_dir else []
     finally:
-        if loads:  # the converted copy is half a gigabyte
+        if loads:  # the converted copy is the whole model in float32: not left behind
             shutil.rmtree(Path(loads["folder"]).parents[1], ignore_errors=True)
     report(args, version, loads, local, served)
 
@@ -195,10 +190,6 @@ def report(
     local: list[dict[str, float]],
     served: list[dict[str, Any]],
 ) -> None:
-    import torch
-    from rich.console import Console
-    from rich.table import Table
-
     threads = torch.get_num_threads() if args.device == "cpu" else None
     table = Table(
         title=f"generative replies: {version} on {args.device} ({os.cpu_count()} cpus, "

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The serving and generative-replies benchmarks on CUDA, for the device machine (< 7 minutes). Results go to $OUT
-# (or bench/results). Needs the project's venv (make venv) and a champion or --model PATH.
+# The serving and generative-replies benchmarks on CUDA, for the device machine (short enough for
+# one session on it). Results go to $OUT (or bench/results). Needs the project's venv (make venv)
+# and a champion or --model PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-bench/results}"

@@ -4,11 +4,11 @@
 
 Runs in its own process (so the load does not share the server's interpreter) and prints one
 JSON object: requests, errors, throughput, latency percentiles (ms) and the CPU seconds the load
-generator itself used (on a 2-core machine it competes with the server for the same cores).
+generator itself used (on a machine with few cores it competes with the server for them).
 
 ``--client raw`` (default) speaks HTTP/1.1 keep-alive over asyncio streams with pre-encoded
-requests: a few tens of microseconds of CPU per request. ``--client aiohttp`` is a full HTTP client
-library, several times as costly per request.
+requests, so the client takes as little of the cores' time from the server as it can.
+``--client aiohttp`` is a full HTTP client library, far costlier per request.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def main() -> None:
     args = ap.parse_args()
     texts = [t for t in args.texts.read_text(encoding="utf-8").splitlines() if t.strip()]
     runner = run_raw if args.client == "raw" else run
-    try:
+    try:  # optional: the faster event loop, where it is installed
         import uvloop
 
         uvloop.install()

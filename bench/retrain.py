@@ -72,13 +72,13 @@ def main() -> None:
     seed_cfg = TrainConfig(max_sentiment_examples=4000, device=args.device)
     train_and_register(settings, seed_dir, seed_cfg, progress=False)
     seed_s = time.perf_counter() - t
-    device = resolve_device(args.device, settings.cpu_threads)
+    device = resolve_device(args.device, settings.compute.cpu_threads)
     active = load_active(
         f"models:/{settings.model_name}@champion",
         settings.effective_tracking_uri,
         settings.home / "models",
         device,
-        settings.max_seq_len,
+        settings.serving.max_seq_len,
     )
     cfg = SimConfig(noise=args.noise)
     items, votes, _ = round_messages(settings, active, pool[: args.votes], cfg, random.Random(0))
@@ -91,7 +91,7 @@ def main() -> None:
     result = run_retrain(settings, engine, progress=True)
     wall = time.perf_counter() - t
     engine.dispose()
-    metrics = result.get("metrics", {})
+    metrics = result.metrics
     row = {
         "votes": args.votes,
         "seed_shots": args.seed_shots,
@@ -101,7 +101,7 @@ def main() -> None:
         "fine_tune_steps": metrics.get("fine_tune_steps"),
         "fine_tune_planned_steps": metrics.get("fine_tune_planned_steps"),
         "replay_examples": metrics.get("replay_examples"),
-        "gate": result.get("gate"),
+        "gate": result.gate,
         "champion_golden_intent_accuracy": metrics.get("champion_golden_intent_accuracy"),
         "candidate_golden_intent_accuracy": metrics.get("candidate_golden_intent_accuracy"),
         "device": args.device,

@@ -15,24 +15,25 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from thumbloop.settings import Settings  # noqa: E402  (after the path fix, for direct runs)
-
-DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
+# after the path fix, for direct runs
+from bench.ceiling import ceiling  # noqa: E402
+from bench.generative import through_server  # noqa: E402
+from bench.harness import DEFAULTS, load, resolve_bundle, server  # noqa: E402
+from thumbloop.model.device import cpu_has_native_bf16, cpu_model  # noqa: E402
+from thumbloop.settings import Settings  # noqa: E402
+from thumbloop.store.db import upgrade  # noqa: E402
 
 
 def chat_messages(limit: int = 2000) -> list[str]:
@@ -50,179 +51,8 @@ def chat_messages(limit: int = 2000) -> list[str]:
     return [t.replace("\n", " ") for t in texts[:limit]]
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} not ready after {timeout} s")
-
-
-@contextmanager
-def server(cmd: list[str], port: int, env: dict[str, str]) -> Iterator[str]:
-    log = Path(tempfile.mkstemp(prefix="bench-server-", suffix=".log")[1])
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(
-            cmd, env=os.environ | env, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc)
-        yield url
-    except RuntimeError:
-        print(log.read_text()[-3000:], file=sys.stderr)
-        raise
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def load(url: str, concurrency: int, seconds: float, texts_file: Path) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench/loadgen.py"),
-            "--url",
-            url,
-            "--concurrency",
-            str(concurrency),
-            "--seconds",
-            str(seconds),
-            "--texts",
-            str(texts_file),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
-def ceiling(
-    bundle_dir: Path, args: argparse.Namespace, texts: list[str], concurrency: int, seconds: float
-) -> dict[str, Any]:
-    """(c): `concurrency` messages at a time straight through the model, no HTTP, no queue, in
-    the faster of two layouts: one process using every core, or (on a CPU) the server's model
-    processes with one torch thread each, sharing the messages (`serving.pool`)."""
-    from serving.pool import pool_size
-
-    best = _point(concurrency, [_forward_loop(bundle_dir, args, texts, concurrency, seconds)])
-    best["layout"] = "1 process"
-    procs = pool_size(None, args.device)
-    if procs >= 2 and concurrency >= procs:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        barrier, queue = ctx.Barrier(procs), ctx.Queue()
-        share = concurrency // procs
-        jobs = [
-            ctx.Process(
-                target=_forward_child,
-                args=(bundle_dir, args, texts[k::procs], share, seconds, barrier, queue),
-            )
-            for k in range(procs)
-        ]
-        for j in jobs:
-            j.start()
-        runs = [queue.get(timeout=300) for _ in jobs]
-        for j in jobs:
-            j.join()
-        split = _point(concurrency, runs)
-        split["layout"] = f"{procs} processes x 1 thread"
-        slower = min(best, split, key=lambda r: r["throughput_rps"])
-        best = max(best, split, key=lambda r: r["throughput_rps"])
-        best["other_layout_rps"] = slower["throughput_rps"]
-    return best
-
-
-def _point(concurrency: int, runs: list[tuple[int, list[float]]]) -> dict[str, Any]:
-    """One result row from loops that ran side by side over the same seconds."""
-    ms = np.concatenate([np.array(lat) * 1000 for _, lat in runs])
-    return {
-        "concurrency": concurrency,
-        "requests": sum(n for n, _ in runs),
-        "errors": 0,
-        "throughput_rps": sum(n / sum(lat) for n, lat in runs),
-        **{f"p{q}_ms": float(np.percentile(ms, q)) for q in (50, 95, 99)},
-    }
-
-
-def _forward_child(
-    bundle_dir: Path,
-    args: argparse.Namespace,
-    texts: list[str],
-    batch: int,
-    seconds: float,
-    barrier: Any,
-    queue: Any,
-) -> None:
-    queue.put(_forward_loop(bundle_dir, args, texts, batch, seconds, threads=1, barrier=barrier))
-
-
-def _forward_loop(
-    bundle_dir: Path,
-    args: argparse.Namespace,
-    texts: list[str],
-    batch_size: int,
-    seconds: float,
-    threads: int | None = None,
-    barrier: Any = None,
-) -> tuple[int, list[float]]:
-    """Batches of ``batch_size`` through the model for ``seconds``: messages done and each
-    batch's seconds."""
-    import torch
-
-    from thumbloop.model.bundle import load_bundle
-    from thumbloop.model.device import resolve_device, use_cpu_bf16
-    from thumbloop.model.predictor import predict_bucketed
-
-    device = resolve_device(args.device, threads)
-    bundle = load_bundle(bundle_dir, device, use_cpu_bf16(args.cpu_bf16))
-    chunk = DEFAULTS["sub_batch_size"]
-    for _ in range(3):
-        predict_bucketed(bundle, texts[:batch_size], chunk=chunk)
-    if barrier is not None:
-        barrier.wait()  # side-by-side loops measure over the same seconds
-    lat: list[float] = []
-    n = i = 0
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        batch = [texts[(i + k) % len(texts)] for k in range(batch_size)]
-        i += batch_size
-        t = time.perf_counter()
-        predict_bucketed(bundle, batch, chunk=chunk)
-        if bundle.device.type == "cuda":
-            torch.cuda.synchronize()
-        lat.append(time.perf_counter() - t)
-        n += batch_size
-    return n, lat
-
-
-def resolve_bundle(model: str | None) -> Path:
-    from serving.model_source import resolve
-    from thumbloop.settings import Settings
-
-    settings = Settings()
-    try:
-        return resolve(
-            model or settings.model_uri, settings.effective_tracking_uri, settings.home / "models"
-        ).bundle_dir
-    except Exception as exc:
-        raise SystemExit(
-            f"no model to benchmark ({exc}); train one first: thumbloop train"
-        ) from exc
-
-
 def plot(results: dict[str, list[dict[str, float]]], out: Path, title: str) -> None:
+    # here, not at the top: the headless backend has to be chosen before pyplot is imported
     import matplotlib
 
     matplotlib.use("Agg")
@@ -293,8 +123,6 @@ def main() -> None:
     # the embedded default's database, migrated as `thumbloop up` leaves it: reply choice then
     # reads its (empty) vote counts the way a real server does, instead of failing over to
     # uniform priors
-    from thumbloop.store.db import upgrade
-
     upgrade(Settings(home=Path(base_env["THUMBLOOP_HOME"])).effective_database_url)
     designs = {
         "a: batched server": (
@@ -343,8 +171,6 @@ def main() -> None:
 def generative_path(args: argparse.Namespace, bundle_dir: Path) -> list[dict[str, Any]]:
     """(e) replies written by the generator (SmolLM2) through `thumbloop serve`: one request at a
     time (the latency of a 40-token reply) and 8 at a time (batched generation's throughput)."""
-    from bench.generative import through_server
-
     gen_args = argparse.Namespace(
         device=args.device,
         out=args.out,
@@ -362,11 +188,6 @@ def report(
     args: argparse.Namespace,
     generative: list[dict[str, Any]] | None = None,
 ) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from thumbloop.model.device import cpu_has_native_bf16, cpu_model
-
     table = Table(
         title=f"serving benchmark ({args.device}, {os.cpu_count()} cpus, "
         f"{args.seconds:.0f} s per point)"

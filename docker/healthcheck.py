@@ -59,7 +59,7 @@ def bot_ok() -> bool:
     from thumbloop.settings import Settings
 
     settings = Settings()
-    if not http_ok(settings.serving_url.rstrip("/") + "/healthz"):
+    if not http_ok(settings.serving.serving_url.rstrip("/") + "/healthz"):
         return False
     try:
         with Connection(settings.effective_broker_url, connect_timeout=TIMEOUT_S) as conn:

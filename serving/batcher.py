@@ -6,14 +6,14 @@ event loop. A batch that is not full waits up to ``max_wait_ms`` for company, co
 when the model became free or from its oldest request's arrival, whichever is later: the
 clients the last batch answered are on their way back, and on a small machine those few
 milliseconds also let the event loop read them without competing with a forward pass for the
-cores (at concurrency 32 on 2 cores: +25 % throughput against taking whatever was waiting at
-once). The wait after a busy batch is capped at a tenth of that batch's time, so a fast (GPU)
-model idles little. While requests come one at a time (the last batch held one) nobody else
-is coming to share the batch, so a lone request runs at once. Batches are taken in arrival
-order: the model's forward skips padding (``thumbloop.model.unpadded``), so there is nothing to gain
-from regrouping requests by length, and first-come-first-served keeps the tail short. The
-event loop only enqueues and answers. Every batch isolates its own failure, and its output
-count is checked against its input count.
+cores, so fuller batches run with the cores to themselves. The wait after a busy batch is
+capped at a tenth of that batch's time, so a fast (GPU) model idles little. While requests
+come one at a time (the last batch held one) nobody else is coming to share the batch, so a
+lone request runs at once. Batches are taken in arrival order: the model's forward skips
+padding (``thumbloop.model.unpadded``), so there is nothing to gain from regrouping requests by
+length, and first-come-first-served keeps the tail short. The event loop only enqueues and
+answers. Every batch isolates its own failure, and its output count is checked against its
+input count.
 
 A batch function may return its outputs at once or yield them in chunks of
 ``(indices, outputs)``: each chunk's requests are answered as soon as it is done, so their

@@ -6,7 +6,6 @@ they began with while new batches use the new one.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -14,24 +13,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 
+# RawOutput lives in serving.inference (the model processes need it without this module);
+# learning.simulate still imports it from here
+from serving.inference import OutputChunk, RawOutput, in_input_order, output_chunks, warm_up
 from serving.model_source import ResolvedModel, resolve
 from serving.pool import ModelPool, PoolConfig, PoolRetired
 from thumbloop.model.bundle import LoadedBundle, find_bundle_dir, load_bundle
-from thumbloop.model.predictor import predict_batch, predict_chunks
 
 log = logging.getLogger(__name__)
-
-WARMUP_TEXTS = [
-    "hi",
-    "where is my card?",
-    "I was charged twice for the same payment at the shop yesterday, please help me sort it out",
-]
-
-
-OutputChunk = tuple[list[int], list["RawOutput"]]  # input indices and their outputs
 
 
 @dataclass(frozen=True)
@@ -41,20 +32,6 @@ class ActiveModel:
     uri: str
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     pool: ModelPool | None = None  # the processes that run its batches, if not this one
-
-
-@dataclass(frozen=True)
-class RawOutput:
-    """One message's model output; the version names the model that produced it."""
-
-    intent: str
-    confidence: float
-    ranking: list[tuple[str, float]]
-    sentiment: str
-    sentiment_score: float
-    version: str
-    out_of_scope: str | None
-    threshold: float
 
 
 def load_active(
@@ -93,23 +70,6 @@ def load_active(
         time.perf_counter() - start,
     )
     return active
-
-
-def warm_up(bundle: LoadedBundle, max_seq_len: int) -> None:
-    """Run a few batch shapes once: kernels and the allocator are ready before real traffic."""
-    for n in (1, 4, 16):
-        predict_batch(bundle, (WARMUP_TEXTS * n)[:n], max_seq_len)
-
-
-def settle_heap() -> None:
-    """Move what is alive now (the libraries, the model just loaded) out of the cyclic GC's
-    reach and make young-generation collections rarer: on a busy server, full collections
-    walking millions of library objects were a visible share of the p99. Unfreezing first lets
-    the previous model's cycles be collected at the next load."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
 
 
 class ModelHolder:
@@ -161,11 +121,7 @@ class ModelHolder:
 
     def process(self, texts: Sequence[str]) -> list[RawOutput]:
         """All outputs at once, in input order."""
-        out: list[RawOutput | None] = [None] * len(texts)
-        for idx, outputs in self.process_chunks(texts):
-            for i, o in zip(idx, outputs, strict=True):
-                out[i] = o
-        return [o for o in out if o is not None]
+        return in_input_order(self.process_chunks(texts), len(texts))
 
     def process_chunks(self, texts: Sequence[str]) -> Iterator[OutputChunk]:
         """Outputs per length-sorted sub-batch as each finishes (the batcher answers them at
@@ -173,27 +129,11 @@ class ModelHolder:
         active = self.current
         if active is None:
             raise RuntimeError("no model loaded")
-        bundle = active.bundle
-        intents, sentiments = bundle.intents, bundle.sentiments
-        threshold = (
-            self.threshold_override if self.threshold_override is not None else bundle.oos_threshold
+        yield from output_chunks(
+            active.bundle,
+            active.version,
+            texts,
+            self.max_seq_len,
+            self.sub_batch,
+            self.threshold_override,
         )
-        for idx, p_int, p_sent in predict_chunks(bundle, texts, self.max_seq_len, self.sub_batch):
-            top3 = np.argsort(-p_int, axis=1)[:, :3]
-            out = []
-            for row, ranks, ps in zip(p_int, top3, p_sent, strict=True):
-                ranking = [(intents[int(i)], float(row[int(i)])) for i in ranks]
-                s = int(ps.argmax())
-                out.append(
-                    RawOutput(
-                        intent=ranking[0][0],
-                        confidence=ranking[0][1],
-                        ranking=ranking,
-                        sentiment=sentiments[s],
-                        sentiment_score=float(ps[s]),
-                        version=active.version,
-                        out_of_scope=bundle.out_of_scope,
-                        threshold=threshold,
-                    )
-                )
-            yield idx, out

@@ -1,11 +1,11 @@
 """The server's outermost ASGI layer: body limits for every route, and ``POST /v1/predict``
 answered here, in plain ASGI, instead of through FastAPI's stack.
 
-Why: on 2 CPU cores the event loop's work per request is taken from the cores the model's
-forward pass runs on, and a preempted intra-op thread stalls the other at each operator. In
-process, adding 200 / 400 µs of event-loop work per request cost 8 / 24 % of the batcher's
-throughput at concurrency 32; FastAPI's middleware, routing, dependency solving and response
-classes were about half of the ~540 µs the event loop spent per prediction. The FastAPI route
+Why: on a machine with few cores the event loop's work per request is taken from the cores the
+model's forward pass runs on, and a preempted intra-op thread stalls the others at each
+operator, so every microsecond of event-loop work per request costs throughput. FastAPI's
+middleware, routing, dependency solving and response classes were a large share of the event
+loop's work per prediction, and none of it is needed for one fixed route. The FastAPI route
 stays declared (``/docs``, the OpenAPI schema) and calls the same handler; this layer answers
 with the same statuses and the same bytes as FastAPI would (422 with the validation errors
 located in ``body``, 400 for a body that cannot be parsed).

@@ -47,6 +47,7 @@ def is_missing(exc: Exception) -> bool:
 def alias_target(tracking_uri: str, name: str, alias: str) -> str | None:
     """The version number an alias points at, or None when the model or alias does not exist;
     other registry errors are raised."""
+    # mlflow only where a registry is asked: serving a local bundle path never imports it
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -65,7 +66,7 @@ def resolve(
 ) -> ResolvedModel:
     """A local bundle path, or a ``models:/`` URI downloaded once into ``cache_dir``. With
     ``fetch_base`` the bundle's reply generator gets its base model too (``fetch_generator_base``,
-    about 0.5 GB once per host): a server that only writes template replies passes False."""
+    a large download, once per host): a server that only writes template replies passes False."""
     path = Path(uri_or_path).expanduser()
     if not uri_or_path.startswith("models:/"):
         if not path.exists():
@@ -74,7 +75,7 @@ def resolve(
         digest = hashlib.sha256((bundle_dir / "bundle.json").read_bytes()).hexdigest()[:12]
         return ResolvedModel(uri_or_path, f"local:{digest}", bundle_dir)
 
-    import mlflow.artifacts
+    import mlflow.artifacts  # only for a models:/ URI, as in alias_target
 
     name, alias, version = parse_models_uri(uri_or_path)
     if alias is not None:
@@ -132,7 +133,7 @@ def fetch_generator_base(bundle_dir: Path, tracking_uri: str, cache_dir: Path) -
 
 
 def _download_base(uri: str, tracking_uri: str, dst: Path) -> None:
-    import mlflow.artifacts
+    import mlflow.artifacts  # only for a models:/ URI, as in alias_target
 
     with staging_beside(dst) as partial:
         got = Path(

@@ -1,10 +1,10 @@
 """Model processes: on a CPU, batches run in N child processes at once, one per batcher lane.
 
-Why processes: on 2 cores, one process whose forward pass uses both cores stalls at every
-operator when the event loop takes one of them, and model threads in the server process share
-its GIL with the event loop. Two processes with one torch thread each ran 1.4x the batches of
-one process with two threads (in process, no HTTP: 199 against 144 req/s for 32 messages in
-flight on a 2-core AVX2 EPYC), and a preempted process delays only its own batch.
+Why processes: on a machine with few cores, one process whose forward pass uses all of them
+stalls at every operator when the event loop takes one, and model threads in the server process
+share its GIL with the event loop. Processes with one torch thread each keep every core busy
+with a batch of their own (``bench/serving.py`` measures both layouts), and a preempted process
+delays only its own batch.
 
 A :class:`ModelPool` serves one model version for its whole life; a new version gets a new
 pool, started (loaded and warmed in its own processes) while the old one serves, then swapped
@@ -25,25 +25,28 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
 
 from serving.batcher import BatchFailed
-
-if TYPE_CHECKING:
-    from serving.engine import RawOutput
+from serving.inference import RawOutput, in_input_order, output_chunks, settle_heap, warm_up
+from thumbloop.model.bundle import load_bundle
 
 log = logging.getLogger(__name__)
 
-MAX_AUTO_PROCESSES = 4  # measured on 2 cores only; more copies of the model cost memory
+# every process holds its own copy of the model, and more than this were never measured
+MAX_AUTO_PROCESSES = 4
 # what the fork server imports once, so that a model process starts without importing them
-PRELOAD = ["torch", "transformers", "thumbloop.model.bundle", "serving.engine"]
+PRELOAD = ["torch", "transformers", "thumbloop.model.bundle", "serving.pool"]
 
 
 def _start_context() -> Any:
     """Model processes fork from multiprocessing's fork server, a single-threaded process that
-    has imported torch and transformers once (``PRELOAD``): a pool of 2 then starts in about
-    0.7 s instead of about 5 s with spawn (measured on 2 cores), which is what a hot swap and a
-    process restarted after a crash wait for, and the children share the libraries' pages.
+    has imported torch and transformers once (``PRELOAD``): a child then starts without an
+    interpreter start-up and those imports of its own, which spawn would cost, and a hot swap
+    and a process restarted after a crash wait for exactly that; the children also share the
+    libraries' pages.
     Plain fork would copy the server's threads and locks. Spawn where there is no fork server."""
     if "forkserver" not in mp.get_all_start_methods():
         return mp.get_context("spawn")
@@ -80,14 +83,9 @@ def pool_size(setting: int | None, device_type: str, cores: int | None = None) -
     return min(cores, MAX_AUTO_PROCESSES) if device_type == "cpu" and cores >= 2 else 0
 
 
-def _serve(conn: Connection, bundle_dir: str, version: str, uri: str, cfg: PoolConfig) -> None:
+def _serve(conn: Connection, bundle_dir: str, version: str, cfg: PoolConfig) -> None:
     """A child: load the bundle, warm it up, then answer batches of texts until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
-    import torch
-
-    from serving.engine import ActiveModel, ModelHolder, settle_heap, warm_up
-    from thumbloop.model.bundle import load_bundle
-
     torch.set_num_threads(cfg.threads)
     try:
         bundle = load_bundle(Path(bundle_dir), torch.device("cpu"), cfg.cpu_bf16)
@@ -95,8 +93,6 @@ def _serve(conn: Connection, bundle_dir: str, version: str, uri: str, cfg: PoolC
     except Exception as exc:
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
-    holder = ModelHolder(cfg.max_seq_len, cfg.threshold, cfg.sub_batch)
-    holder.swap(ActiveModel(bundle, version, uri))
     settle_heap()
     conn.send(("ready", os.getpid()))
     while True:
@@ -107,7 +103,10 @@ def _serve(conn: Connection, bundle_dir: str, version: str, uri: str, cfg: PoolC
         if texts is None:
             return
         try:
-            conn.send(("ok", holder.process(texts)))
+            chunks = output_chunks(
+                bundle, version, texts, cfg.max_seq_len, cfg.sub_batch, cfg.threshold
+            )
+            conn.send(("ok", in_input_order(chunks, len(texts))))
         except Exception as exc:  # this batch fails; the process goes on
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
@@ -171,7 +170,7 @@ class ModelPool:
         w.error = None
         process = self._ctx.Process(
             target=_serve,
-            args=(child, str(self.bundle_dir), self.version, self.uri, self.cfg),
+            args=(child, str(self.bundle_dir), self.version, self.cfg),
             name=f"thumbloop-model-{w.lane}",
             daemon=True,
         )

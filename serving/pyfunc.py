@@ -13,13 +13,15 @@ from mlflow.pyfunc import PythonModel
 
 class ThumbloopPyfunc(PythonModel):  # type: ignore[misc]
     def load_context(self, context: Any) -> None:
+        # torch only once MLflow loads the model: the registry imports the entry file that
+        # imports this module just to log it
         from thumbloop.model.bundle import load_bundle
         from thumbloop.model.device import resolve_device
 
         self._bundle = load_bundle(Path(context.artifacts["bundle"]), resolve_device("auto"))
 
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-        import pandas as pd
+        import pandas as pd  # as in load_context: nothing heavy until the model is used
 
         from thumbloop.model.predictor import intent_predictions, predict_many
 

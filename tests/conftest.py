@@ -22,6 +22,21 @@ BANKING = ROOT / "data" / "banking"
 TINY_INTENTS = ["card_arrival", "change_pin", "exchange_rate", "lost_or_stolen_card", "greeting"]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` run CUDA-only paths: skipped where there is no GPU, run where there
+    is one. The only skip the suite allows."""
+    gpu = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu:
+        return
+    import torch  # only when some collected test needs CUDA: collection stays light otherwise
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA; no GPU on this machine")
+    for item in gpu:
+        item.add_marker(skip)
+
+
 def _read(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 

@@ -1,48 +1,32 @@
 """Runtime settings, read once from the environment (prefix ``THUMBLOOP_``) at an entry point.
 
 Nothing else in the code base reads the environment: build a :class:`Settings` where the
-process starts and pass it down.
+process starts and pass it down. The settings are grouped by the part that uses them
+(``settings.serving.max_batch_size``, ``settings.learning.retrain_min_votes``); every variable
+keeps its flat name (``THUMBLOOP_MAX_BATCH_SIZE``), and ``Settings(max_batch_size=8)`` or
+``settings.replace(max_batch_size=8)`` take the flat names too.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 
+# One prefix for every group, so a field's variable is THUMBLOOP_<FIELD> wherever it is grouped.
+_CONFIG = SettingsConfigDict(env_prefix="THUMBLOOP_", env_file=None, extra="ignore", frozen=True)
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="THUMBLOOP_", env_file=None, extra="ignore", frozen=True
-    )
 
-    home: Path = Field(
-        default=Path(".thumbloop"),
-        description="Folder of the embedded default stores (SQLite files, MLflow artifacts).",
-    )
-    database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default: SQLite file under `home`."
-    )
-    broker_url: str | None = Field(
-        default=None, description="Celery broker; default: kombu SQLAlchemy transport on SQLite."
-    )
-    result_backend: str | None = Field(default=None, description="Celery result backend.")
-    redis_url: str | None = Field(
-        default=None, description="Redis for shared state (history, posteriors); optional."
-    )
-    mlflow_tracking_uri: str | None = Field(
-        default=None, description="MLflow tracking/registry URI; default: SQLite under `home`."
-    )
-    mlflow_artifact_root: str | None = Field(
-        default=None, description="Where MLflow stores artifacts; default: `home`/mlartifacts."
-    )
-    model_name: str = Field(default="thumbloop", description="Registered model name in MLflow.")
-    model_alias: str = Field(default="champion", description="Alias the serving worker follows.")
-    experiment_name: str = Field(default="thumbloop", description="MLflow experiment of all runs.")
+class ComputeSettings(BaseSettings):
+    """Where the model runs: device, CPU threads and model processes."""
+
+    model_config = _CONFIG
+
     device: DeviceName = Field(
         default="auto", description="`auto` (CUDA when present), `cpu` or `cuda`."
     )
@@ -62,7 +46,12 @@ class Settings(BaseSettings):
         "(at most 4) where there are 2 cores or more.",
     )
 
-    # serving
+
+class ServingSettings(BaseSettings):
+    """The serving worker: its address, batching, limits and the alias watch."""
+
+    model_config = _CONFIG
+
     serving_url: str = Field(
         default="http://127.0.0.1:8000", description="Where bots and chat reach the serving worker."
     )
@@ -97,6 +86,13 @@ class Settings(BaseSettings):
     low_confidence: float | None = Field(
         default=None, ge=0, le=1, description="Override the bundle's out-of-scope threshold."
     )
+
+
+class ReplySettings(BaseSettings):
+    """How a reply is chosen or written: templates, or the generator and its limits."""
+
+    model_config = _CONFIG
+
     reply_strategy: Literal["template", "generative"] = Field(
         default="template",
         description="`template` (written variants + Thompson) or `generative` (an instruct LM "
@@ -130,7 +126,12 @@ class Settings(BaseSettings):
         default=4, ge=0, le=20, description="Recent turns of the conversation in the prompt."
     )
 
-    # bots
+
+class BotSettings(BaseSettings):
+    """The chat adapters: conversation history, platform endpoints and tokens."""
+
+    model_config = _CONFIG
+
     history_turns: int = Field(default=6, ge=0, le=20, description="Turns kept per conversation.")
     history_ttl_s: int = Field(default=86_400, ge=60, description="How long history is kept.")
     telegram_base_url: str = Field(
@@ -142,12 +143,6 @@ class Settings(BaseSettings):
     )
     slack_api_url: str = Field(
         default="https://slack.com/api/", description="Slack Web API base (tests, proxies)."
-    )
-
-    # secrets
-    hmac_secret: SecretStr = Field(
-        default=SecretStr("thumbloop-dev-secret-change-me"),
-        description="Key that hashes user ids and signs vote buttons; set your own.",
     )
     telegram_token: SecretStr | None = Field(
         default=None, description="BotFather token; enables the Telegram bot."
@@ -165,7 +160,12 @@ class Settings(BaseSettings):
         default=None, description="Slack signing secret: HTTP Events API mode."
     )
 
-    # learning
+
+class LearningSettings(BaseSettings):
+    """The feedback loop: when to retrain, how votes count, the gate and promotion."""
+
+    model_config = _CONFIG
+
     domain_dir: Path = Field(
         default=Path("data/banking"), description="Domain the retrains replay and gate on."
     )
@@ -183,7 +183,7 @@ class Settings(BaseSettings):
         description="Retrains learn from thumbs on clarifying replies (the model judged the "
         "message out of scope): a 👍 labels it out of scope, a 👎 says it is not. Off: those "
         "votes are ignored, for raters who 👍 a clarification because it offered the right "
-        "intent. Banking simulator: +4 pt validation accuracy at 5,000 votes.",
+        "intent (docs/feedback-loop.md has the simulator's measurement).",
     )
     retrain_max_age_s: float = Field(
         default=86_400.0, gt=0, description="Or: the oldest unused vote is this old."
@@ -204,8 +204,8 @@ class Settings(BaseSettings):
         default=16,
         ge=1,
         description="Rated generated replies newer than the last generator training a retrain "
-        "needs before it trains the generator again (a KTO round and its gate take up to an "
-        "hour on CPU); fewer: the champion's generator is kept.",
+        "needs before it trains the generator again (a KTO round and its gate are the longest part "
+        "of a retrain on a CPU); fewer: the champion's generator is kept.",
     )
     generator_golden_prompts: int = Field(
         default=32,
@@ -223,10 +223,104 @@ class Settings(BaseSettings):
         "seconds after it was taken (checked every quarter of it, 1-60 s).",
     )
 
+
+GROUPS: dict[str, type[BaseSettings]] = {
+    "compute": ComputeSettings,
+    "serving": ServingSettings,
+    "replies": ReplySettings,
+    "bots": BotSettings,
+    "learning": LearningSettings,
+}
+
+
+class Settings(BaseSettings):
+    """Where state lives (stores, registry, the key for ids) and one group per part."""
+
+    model_config = _CONFIG
+
+    home: Path = Field(
+        default=Path(".thumbloop"),
+        description="Folder of the embedded default stores (SQLite files, MLflow artifacts).",
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file under `home`."
+    )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker; default: kombu SQLAlchemy transport on SQLite."
+    )
+    result_backend: str | None = Field(default=None, description="Celery result backend.")
+    redis_url: str | None = Field(
+        default=None, description="Redis for shared state (history, posteriors); optional."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking/registry URI; default: SQLite under `home`."
+    )
+    mlflow_artifact_root: str | None = Field(
+        default=None, description="Where MLflow stores artifacts; default: `home`/mlartifacts."
+    )
+    model_name: str = Field(default="thumbloop", description="Registered model name in MLflow.")
+    model_alias: str = Field(default="champion", description="Alias the serving worker follows.")
+    experiment_name: str = Field(default="thumbloop", description="MLflow experiment of all runs.")
+    hmac_secret: SecretStr = Field(
+        default=SecretStr("thumbloop-dev-secret-change-me"),
+        description="Key that hashes user ids and signs vote buttons; set your own.",
+    )
+
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
+    replies: ReplySettings = Field(default_factory=ReplySettings)
+    bots: BotSettings = Field(default_factory=BotSettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
+
+    def __init__(self, **values: Any) -> None:
+        # Flat names (``device="cpu"``) are part of the interface; the validator below groups
+        # them, so the signature takes any keyword instead of the generated grouped one.
+        super().__init__(**values)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _group_flat_names(cls, data: Any) -> Any:
+        """Route flat keyword names (``device="cpu"``) into their group; the group's other
+        fields still come from the environment, as they would without the keyword."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for group, model in GROUPS.items():
+            given = data.get(group)
+            if isinstance(given, BaseSettings):
+                given = given.model_dump()
+            flat = {k: data.pop(k) for k in list(data) if k in model.model_fields}
+            if flat or isinstance(given, dict):
+                data[group] = model(**{**(given or {}), **flat})
+        return data
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, v: Path) -> Path:
         return v.expanduser().resolve()
+
+    @classmethod
+    def fields(cls) -> dict[str, FieldInfo]:
+        """Every setting by its flat name (the variable is ``THUMBLOOP_`` + the name, upper)."""
+        found = {k: v for k, v in cls.model_fields.items() if k not in GROUPS}
+        for model in GROUPS.values():
+            found.update(model.model_fields)
+        return found
+
+    def flat(self) -> dict[str, Any]:
+        """Every setting's value by its flat name."""
+        values = {k: getattr(self, k) for k in type(self).model_fields if k not in GROUPS}
+        for group in GROUPS:
+            part = getattr(self, group)
+            values.update({k: getattr(part, k) for k in type(part).model_fields})
+        return values
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (flat names), validated like the original."""
+        unknown = set(changes) - set(self.fields())
+        if unknown:
+            raise TypeError(f"not settings: {sorted(unknown)}")
+        return type(self)(**{**self.flat(), **changes})
 
     @property
     def effective_database_url(self) -> str:

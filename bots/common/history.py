@@ -52,7 +52,7 @@ class RedisHistory:
     def __init__(
         self, url: str, max_turns: int, ttl_s: int, prefix: str = "thumbloop:history"
     ) -> None:
-        import redis.asyncio as aioredis
+        import redis.asyncio as aioredis  # slow to import, and only a Redis URL needs it
 
         self._redis = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.max_turns, self.ttl_s, self.prefix = max_turns, ttl_s, prefix
@@ -93,5 +93,7 @@ class RedisHistory:
 
 def make_history(settings: Settings) -> History:
     if settings.redis_url:
-        return RedisHistory(settings.redis_url, settings.history_turns, settings.history_ttl_s)
-    return InMemoryHistory(settings.history_turns, settings.history_ttl_s)
+        return RedisHistory(
+            settings.redis_url, settings.bots.history_turns, settings.bots.history_ttl_s
+        )
+    return InMemoryHistory(settings.bots.history_turns, settings.bots.history_ttl_s)

@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -29,6 +31,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from bots.common.history import History, make_history
 from bots.common.outbox import Outbox, spool_path
@@ -65,13 +70,13 @@ def _secret(value: Any) -> str | None:
 
 def build_web_client(settings: Settings, *, rate_limit_retries: int = 3) -> AsyncWebClient:
     """The Web API client: ``THUMBLOOP_SLACK_API_URL``, retries on 429 and connection errors."""
-    token = _secret(settings.slack_bot_token)
+    token = _secret(settings.bots.slack_bot_token)
     if not token:
         raise SlackConfigError("THUMBLOOP_SLACK_BOT_TOKEN is not set (the bot token, xoxb-...)")
     base_url = (
-        settings.slack_api_url
-        if settings.slack_api_url.endswith("/")
-        else (settings.slack_api_url + "/")
+        settings.bots.slack_api_url
+        if settings.bots.slack_api_url.endswith("/")
+        else (settings.bots.slack_api_url + "/")
     )
     return AsyncWebClient(
         token=token,
@@ -133,7 +138,7 @@ def build_bolt_app(
     settings: Settings, handlers: SlackHandlers, *, client: AsyncWebClient, http: bool
 ) -> AsyncApp:
     """The bolt app with its listeners. ``http`` turns on request signature verification."""
-    signing_secret = _secret(settings.slack_signing_secret)
+    signing_secret = _secret(settings.bots.slack_signing_secret)
     if http and not signing_secret:
         raise SlackConfigError(
             "THUMBLOOP_SLACK_SIGNING_SECRET is not set (HTTP mode verifies every request with it)"
@@ -212,7 +217,7 @@ def build_slack_bot(
     outbox = Outbox(
         sender, spool=spool_path(settings.home, "slack"), retry_initial_s=outbox_backoff_s
     )
-    serving = ServingClient(settings.serving_url)
+    serving = ServingClient(settings.serving.serving_url)
     handlers = SlackHandlers(
         hmac_secret=settings.hmac_secret.get_secret_value(),
         serving=serving,
@@ -226,11 +231,6 @@ def build_slack_bot(
 
 def build_http_app(bot: SlackBot) -> Starlette:
     """ASGI app for the Events API: ``POST /slack/events`` (bolt) and ``GET /healthz``."""
-    from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-    from starlette.requests import Request
-    from starlette.responses import PlainTextResponse, Response
-    from starlette.routing import Route
-
     handler = AsyncSlackRequestHandler(bot.app)
 
     async def events(request: Request) -> Response:
@@ -255,8 +255,6 @@ def build_http_app(bot: SlackBot) -> Starlette:
 
 async def run_socket_mode(bot: SlackBot, app_token: str) -> None:
     """Connect over Socket Mode and handle events until cancelled."""
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
     handler = AsyncSocketModeHandler(bot.app, app_token)
     bot.outbox.start()
     try:

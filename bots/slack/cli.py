@@ -35,7 +35,7 @@ def _settings(ctx: click.Context) -> Settings:
 
 def check_tokens(settings: Settings, *, http: bool) -> None:
     """Clear errors before anything connects; never prints a token."""
-    bot = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    bot = settings.bots.slack_bot_token.get_secret_value() if settings.bots.slack_bot_token else ""
     if not bot:
         raise click.UsageError(
             "THUMBLOOP_SLACK_BOT_TOKEN is not set: the bot token (xoxb-...) from the app's "
@@ -44,7 +44,7 @@ def check_tokens(settings: Settings, *, http: bool) -> None:
     if not bot.startswith("xoxb-"):
         raise click.UsageError("THUMBLOOP_SLACK_BOT_TOKEN must be a bot token (starts with xoxb-).")
     if http:
-        secret = settings.slack_signing_secret
+        secret = settings.bots.slack_signing_secret
         if secret is None or not secret.get_secret_value():
             raise click.UsageError(
                 "HTTP mode needs THUMBLOOP_SLACK_SIGNING_SECRET (Basic Information > App "
@@ -52,7 +52,7 @@ def check_tokens(settings: Settings, *, http: bool) -> None:
                 "Socket Mode."
             )
         return
-    app = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+    app = settings.bots.slack_app_token.get_secret_value() if settings.bots.slack_app_token else ""
     if not app.startswith("xapp-"):
         raise click.UsageError(
             "THUMBLOOP_SLACK_APP_TOKEN must be an app-level token (starts with xapp-) "
@@ -72,21 +72,22 @@ def check_tokens(settings: Settings, *, http: bool) -> None:
 @click.pass_context
 def command(ctx: click.Context, force_http: bool, host: str, port: int) -> None:
     settings = _settings(ctx)
-    http = force_http or settings.slack_app_token is None
+    http = force_http or settings.bots.slack_app_token is None
     check_tokens(settings, http=http)
 
+    # slack-bolt loads when the bot runs: `thumbloop bot --help` imports this module
     from bots.slack.app import build_http_app, build_slack_bot, run_socket_mode
 
     bot = build_slack_bot(settings, http=http)
     if http:
-        import uvicorn
+        import uvicorn  # HTTP mode only: Socket Mode serves nothing
 
         click.echo(f"Slack bot (HTTP): events at http://{host}:{port}/slack/events")
         uvicorn.run(build_http_app(bot), host=host, port=port, log_level="info", access_log=False)
         return
-    assert settings.slack_app_token is not None
+    assert settings.bots.slack_app_token is not None
     click.echo("Slack bot (Socket Mode): connecting...")
     try:
-        asyncio.run(run_socket_mode(bot, settings.slack_app_token.get_secret_value()))
+        asyncio.run(run_socket_mode(bot, settings.bots.slack_app_token.get_secret_value()))
     except KeyboardInterrupt:
         click.echo("stopped")

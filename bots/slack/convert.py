@@ -1,8 +1,8 @@
 """Pure converters from Slack payloads to the few facts the handlers act on.
 
-Nothing here does I/O: each function takes a Slack event or interaction payload (a dict, as
-bolt hands it over) and returns a small frozen value, or ``None`` when the payload is not for
-us (a bot's message, an edit, a reaction on someone else's message, …).
+Nothing here does I/O: each function takes a Slack event, interaction payload or slash-command
+text (as bolt hands it over) and returns a small frozen value, or ``None`` when the payload is
+not for us (a bot's message, an edit, a reaction on someone else's message, …).
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+
+Subcommand = Literal["help", "privacy", "forget"]
 
 VOTE_ACTION = re.compile(r"^thumbloop_vote_(up|down)$")
 
@@ -72,7 +74,8 @@ def _str(value: Any) -> str | None:
 
 
 def clean_text(text: str, bot_user_id: str | None) -> str:
-    """Slack mrkdwn to plain text: drop mentions of the bot, unwrap links, unescape."""
+    """Slack mrkdwn to plain text: drop mentions of the bot, unwrap links, unescape (the inverse
+    of :func:`bots.slack.texts.escape_mrkdwn`)."""
 
     def mention(m: re.Match[str]) -> str:
         return "" if m.group(1) == bot_user_id else "@someone"
@@ -83,11 +86,6 @@ def clean_text(text: str, bot_user_id: str | None) -> str:
     text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     return " ".join(text.split())
-
-
-def escape_mrkdwn(text: str) -> str:
-    """The three characters Slack requires escaped in message text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def inbound_from_event(event: Mapping[str, Any], bot_user_id: str | None) -> Inbound | None:
@@ -194,3 +192,17 @@ def remaining_thumb(reactions: Any, user: str) -> int | None:
         and user in (r.get("users") or [])
     }
     return left.pop() if len(left) == 1 else None
+
+
+def parse_subcommand(text: str | None) -> Subcommand | None:
+    """``help``/``privacy``/``forget`` (any case, extra words ignored); ``None`` if unknown.
+
+    An empty command means help.
+    """
+    words = (text or "").split()
+    if not words:
+        return "help"
+    word = words[0].lower()
+    if word in ("help", "privacy", "forget"):
+        return word  # type: ignore[return-value]
+    return None

@@ -1,7 +1,7 @@
 """The effectful side of the Slack adapter: what happens for a message, a vote, a reaction and a
-command. Each handler turns its payload into a plain value with :mod:`bots.slack.convert` and
-then talks to the serving worker, the Web API and the queue. Bolt wiring lives in
-:mod:`bots.slack.app`.
+command. Each handler turns its payload into a plain value with :mod:`bots.slack.convert`,
+then talks to the serving worker, the Web API and the queue; what it posts comes from
+:mod:`bots.slack.texts`. Bolt wiring lives in :mod:`bots.slack.app`.
 
 Raw Slack user and channel ids stay in here: what leaves (history keys, state keys, tasks,
 the serving request) carries their HMAC.
@@ -22,23 +22,25 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.common.history import History
 from bots.common.outbox import Outbox
 from bots.common.signing import InvalidVoteToken, sign_vote, verify_vote
-from bots.slack.blocks import reply_blocks, reply_text, voted_blocks
-from bots.slack.commands import (
-    APOLOGY,
-    FORGED_VOTE,
-    FORGET_DONE,
-    REJECTED,
-    answer,
-    parse_subcommand,
-)
 from bots.slack.convert import (
     Inbound,
     inbound_from_event,
+    parse_subcommand,
     reaction_change,
     remaining_thumb,
     vote_click,
 )
 from bots.slack.state import SlackState
+from bots.slack.texts import (
+    APOLOGY,
+    FORGED_VOTE,
+    FORGET_DONE,
+    REJECTED,
+    answer,
+    reply_blocks,
+    reply_text,
+    voted_blocks,
+)
 from serving.client import ServingClient, ServingRejected, ServingUnavailable
 from thumbloop.contracts import IncomingMessage, Interaction, Prediction, Turn, Vote
 from thumbloop.identity import hash_id

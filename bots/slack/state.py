@@ -79,7 +79,7 @@ class InMemorySlackState:
 
 class RedisSlackState:
     def __init__(self, url: str, prefix: str = "thumbloop:slack") -> None:
-        import redis.asyncio as aioredis
+        import redis.asyncio as aioredis  # slow to import, and only a Redis URL needs it
 
         self._redis = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.prefix = prefix

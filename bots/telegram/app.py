@@ -3,9 +3,9 @@
 :func:`build_application` turns :class:`~thumbloop.settings.Settings` into a ready Application
 (handlers, AIORateLimiter, commands registered at start-up, resources closed at shutdown);
 :func:`run_polling` and :func:`run_webhook` run it the way python-telegram-bot runs any bot.
-The pieces live beside this module: pure checks (``telegram_checks``), handlers
-(``telegram_handlers``), reply references (``telegram_refs``), the queue outbox
-(``bots.common.outbox``) and the texts (``telegram_texts``).
+The pieces live beside this module: pure checks (``convert``), handlers (``handlers``), reply
+references (``state``) and the texts and keyboards (``texts``); the queue outbox is
+:mod:`bots.common.outbox`.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from bots.common.outbox import Outbox, spool_path
 from bots.telegram import texts
 from bots.telegram.handlers import TelegramDeps, TelegramHandlers
 from bots.telegram.state import make_reply_refs
+from serving.client import ServingClient
+from thumbloop.queue import TaskQueue
 from thumbloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,22 +101,19 @@ class WebhookConfig:
 
 
 def token_of(settings: Settings) -> str:
-    if settings.telegram_token is None or not settings.telegram_token.get_secret_value():
+    if settings.bots.telegram_token is None or not settings.bots.telegram_token.get_secret_value():
         raise ConfigError(
             "THUMBLOOP_TELEGRAM_TOKEN is not set: create a bot with @BotFather and export its token"
         )
-    return settings.telegram_token.get_secret_value()
+    return settings.bots.telegram_token.get_secret_value()
 
 
 def make_deps(settings: Settings, options: TelegramOptions) -> TelegramDeps:
     """The real collaborators: serving client, Celery producer, history and reply references."""
-    from serving.client import ServingClient
-    from thumbloop.queue import TaskQueue
-
     return TelegramDeps(
         secret=settings.hmac_secret.get_secret_value(),
         serving=ServingClient(
-            settings.serving_url,
+            settings.serving.serving_url,
             timeout_s=options.serving_timeout_s,
             retries=options.serving_retries,
         ),
@@ -125,8 +124,8 @@ def make_deps(settings: Settings, options: TelegramOptions) -> TelegramDeps:
         ),
         history=make_history(settings),
         refs=make_reply_refs(settings),
-        history_turns=settings.history_turns,
-        history_ttl_s=settings.history_ttl_s,
+        history_turns=settings.bots.history_turns,
+        history_ttl_s=settings.bots.history_ttl_s,
         reply_timeout_s=options.reply_timeout_s,
         typing_interval_s=options.typing_interval_s,
     )
@@ -144,8 +143,8 @@ def build_application(
     app = (
         ApplicationBuilder()
         .token(token)
-        .base_url(settings.telegram_base_url)
-        .base_file_url(settings.telegram_base_file_url)
+        .base_url(settings.bots.telegram_base_url)
+        .base_file_url(settings.bots.telegram_base_file_url)
         .rate_limiter(AIORateLimiter(max_retries=options.flood_retries))
         .concurrent_updates(True)
         .post_init(_starter(deps))

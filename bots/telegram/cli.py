@@ -94,6 +94,7 @@ def command(
     Long polling by default; with --webhook-url it listens for Telegram's webhook calls and
     refuses any without the secret token.
     """
+    # python-telegram-bot loads when the bot runs: `thumbloop bot --help` imports this module
     from telegram.error import InvalidToken
 
     from bots.telegram.app import (
@@ -111,7 +112,7 @@ def command(
         token = token_of(settings)
         webhook = None
         if webhook_url:
-            secret = settings.telegram_webhook_secret
+            secret = settings.bots.telegram_webhook_secret
             if secret is None or not secret.get_secret_value():
                 raise ConfigError(
                     "webhook mode needs THUMBLOOP_TELEGRAM_WEBHOOK_SECRET "
@@ -129,11 +130,11 @@ def command(
     install_token_redaction(token)
     app = build_application(settings, TelegramOptions(reply_timeout_s=reply_timeout))
     if webhook is None:
-        click.echo(f"telegram bot: long polling; serving worker at {settings.serving_url}")
+        click.echo(f"telegram bot: long polling; serving worker at {settings.serving.serving_url}")
     else:
         click.echo(
             f"telegram bot: webhook {webhook.url} -> http://{listen}:{port}/{webhook.path}; "
-            f"serving worker at {settings.serving_url}"
+            f"serving worker at {settings.serving.serving_url}"
         )
     try:
         if webhook is None:

@@ -1,8 +1,9 @@
-"""Pure checks and builders for the Telegram adapter: no I/O, no bot calls.
+"""Pure checks and converters for the Telegram adapter: no I/O, no bot calls.
 
 Everything here takes plain values or python-telegram-bot data objects and returns a decision
-(is this message for us, what does this reaction mean, what does this button say), so the
-handlers in :mod:`bots.telegram.handlers` stay thin and these stay unit-testable.
+(is this message for us, what does this reaction mean, which button was pressed), so the
+handlers in :mod:`bots.telegram.handlers` stay thin and these stay unit-testable. What the bot
+sends back (texts, the buttons' labels and data) is built in :mod:`bots.telegram.texts`.
 """
 
 from __future__ import annotations
@@ -12,23 +13,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from telegram import (
-    Chat,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-    MessageEntity,
-    ReactionType,
-    ReactionTypeEmoji,
-)
-from telegram.constants import MessageLimit
+from telegram import Chat, Message, MessageEntity, ReactionType, ReactionTypeEmoji
 
-from bots.common.signing import InvalidVoteToken, sign_vote, verify_vote
+from bots.common.signing import InvalidVoteToken, verify_vote
 from bots.telegram import texts
-
-MAX_TEXT = int(MessageLimit.MAX_TEXT_LENGTH)  # 4096
-FORGET_PREFIX = "fg"
-ELLIPSIS = "…"
 
 
 @dataclass(frozen=True)
@@ -66,17 +54,6 @@ def strip_mention(text: str, bot_username: str | None) -> str:
     return " ".join(text.split())
 
 
-def fit_text(text: str, limit: int = MAX_TEXT) -> str:
-    """Telegram refuses messages over 4,096 characters: cut at a word with an ellipsis."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - len(ELLIPSIS)]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip() + ELLIPSIS
-
-
 def emojis_of(reactions: Iterable[ReactionType]) -> list[str]:
     return [r.emoji for r in reactions if isinstance(r, ReactionTypeEmoji)]
 
@@ -100,49 +77,11 @@ def reaction_vote(old: Sequence[str], new: Sequence[str]) -> int | None:
     return 0 if old_t else None
 
 
-def vote_keyboard(
-    secret: str, interaction_id: uuid.UUID, chosen: int | None = None
-) -> InlineKeyboardMarkup:
-    """👍 / 👎 with signed callback data; the chosen one carries a tick."""
-
-    def label(emoji: str, value: int) -> str:
-        return f"{emoji} {texts.TICK}" if chosen == value else emoji
-
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(
-                    label(texts.UP, 1), callback_data=sign_vote(secret, interaction_id, 1)
-                ),
-                InlineKeyboardButton(
-                    label(texts.DOWN, -1), callback_data=sign_vote(secret, interaction_id, -1)
-                ),
-            ]
-        ]
-    )
-
-
-def user_tag(user_hash: str) -> str:
-    return user_hash[:16]
-
-
-def forget_keyboard(user_hash: str) -> InlineKeyboardMarkup:
-    tag = user_tag(user_hash)
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(texts.FORGET_YES, callback_data=f"{FORGET_PREFIX}:y:{tag}"),
-                InlineKeyboardButton(texts.FORGET_NO, callback_data=f"{FORGET_PREFIX}:n:{tag}"),
-            ]
-        ]
-    )
-
-
 def parse_callback(secret: str, data: str | None) -> VoteChoice | ForgetChoice | None:
     """A verified vote, a forget confirmation, or None for anything forged or malformed."""
     if not data:
         return None
-    if data.startswith(f"{FORGET_PREFIX}:"):
+    if data.startswith(f"{texts.FORGET_PREFIX}:"):
         parts = data.split(":")
         if len(parts) == 3 and parts[1] in ("y", "n") and re.fullmatch(r"[0-9a-f]{16}", parts[2]):
             return ForgetChoice(confirm=parts[1] == "y", user_tag=parts[2])

@@ -1,7 +1,8 @@
 """The effectful side of the Telegram adapter: one thin handler per kind of update.
 
-Decisions (is this for us, what does a button or reaction mean, how long may text be) come from
-:mod:`bots.telegram.convert`; here they meet the Bot API, the serving worker, the history, the
+Decisions (is this for us, what does a button or reaction mean) come from
+:mod:`bots.telegram.convert` and what the bot sends (texts, keyboards, text cut to fit) from
+:mod:`bots.telegram.texts`; here they meet the Bot API, the serving worker, the history, the
 reply references and the outbox. Raw Telegram ids are hashed (:meth:`TelegramHandlers.hashed`)
 before anything leaves this module.
 """
@@ -23,20 +24,16 @@ from bots.common.history import History
 from bots.common.outbox import Outbox
 from bots.telegram import texts
 from bots.telegram.convert import (
-    MAX_TEXT,
     ForgetChoice,
     emojis_of,
-    fit_text,
-    forget_keyboard,
     is_addressed,
     message_ref,
     parse_callback,
     reaction_vote,
     strip_mention,
-    user_tag,
-    vote_keyboard,
 )
 from bots.telegram.state import ReplyRefs
+from bots.telegram.texts import MAX_TEXT, fit_text, forget_keyboard, user_tag, vote_keyboard
 from serving.client import ServingRejected, ServingUnavailable
 from thumbloop import task_names as tasks
 from thumbloop.contracts import IncomingMessage, Interaction, Prediction, Turn, Vote
@@ -54,7 +51,7 @@ class Predictor(Protocol):
 
 @dataclass
 class TelegramDeps:
-    """What the handlers talk to; built once at start-up (see :func:`bots.telegram.app.build`)."""
+    """What the handlers talk to; built once at start-up by :func:`bots.telegram.app.make_deps`."""
 
     secret: str
     serving: Predictor

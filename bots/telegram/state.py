@@ -58,7 +58,7 @@ class RedisReplyRefs:
     """On Redis trouble a lookup finds nothing (the reaction is not counted, and logged)."""
 
     def __init__(self, url: str, ttl_s: int = REF_TTL_S, prefix: str = "thumbloop:tg:ref") -> None:
-        import redis.asyncio as aioredis
+        import redis.asyncio as aioredis  # slow to import, and only a Redis URL needs it
 
         self._redis = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.ttl_s, self.prefix = ttl_s, prefix

@@ -1,8 +1,19 @@
-"""What the Telegram bot says: command texts, apologies and button labels, in one place."""
+"""What the Telegram bot says and shows: command texts, apologies, replies cut to Telegram's
+limit, and the inline keyboards (labels and callback data) under them, in one place. Pure."""
 
 from __future__ import annotations
 
+import uuid
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import MessageLimit
+
+from bots.common.signing import sign_vote
+
 UP, DOWN, TICK = "👍", "👎", "✓"
+MAX_TEXT = int(MessageLimit.MAX_TEXT_LENGTH)  # 4096
+ELLIPSIS = "…"
+FORGET_PREFIX = "fg"  # the /forget buttons' callback data: fg:<y|n>:<user tag>
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "What this bot is"),
@@ -72,3 +83,55 @@ TEXT_ONLY = "Sorry, I can only read text messages. Please type your question."
 
 VOTE_THANKS = {1: f"Thanks for the {UP}!", -1: f"Thanks, noted {DOWN}. I'll try to do better."}
 BUTTON_INVALID = "This button is not valid."
+
+
+def fit_text(text: str, limit: int = MAX_TEXT) -> str:
+    """Telegram refuses messages over 4,096 characters: cut at a word with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - len(ELLIPSIS)]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + ELLIPSIS
+
+
+# -- inline keyboards -------------------------------------------------------------------------
+
+
+def vote_keyboard(
+    secret: str, interaction_id: uuid.UUID, chosen: int | None = None
+) -> InlineKeyboardMarkup:
+    """👍 / 👎 with signed callback data; the chosen one carries a tick."""
+
+    def label(emoji: str, value: int) -> str:
+        return f"{emoji} {TICK}" if chosen == value else emoji
+
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    label(UP, 1), callback_data=sign_vote(secret, interaction_id, 1)
+                ),
+                InlineKeyboardButton(
+                    label(DOWN, -1), callback_data=sign_vote(secret, interaction_id, -1)
+                ),
+            ]
+        ]
+    )
+
+
+def user_tag(user_hash: str) -> str:
+    return user_hash[:16]
+
+
+def forget_keyboard(user_hash: str) -> InlineKeyboardMarkup:
+    tag = user_tag(user_hash)
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(FORGET_YES, callback_data=f"{FORGET_PREFIX}:y:{tag}"),
+                InlineKeyboardButton(FORGET_NO, callback_data=f"{FORGET_PREFIX}:n:{tag}"),
+            ]
+        ]
+    )

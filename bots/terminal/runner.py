@@ -7,29 +7,16 @@ import functools
 from collections.abc import Callable
 
 import click
+from kombu.exceptions import OperationalError
 
-from bots.terminal.session import (
-    ChatSession,
-    Step,
-    as_json_line,
-    describe,
-    reply_record,
-    vote_record,
-)
+from bots.terminal.app import ChatSession
+from bots.terminal.convert import Step
+from bots.terminal.texts import HELP, as_json_line, describe, reply_record, vote_record, vote_text
 from serving.client import ServingClient, ServingError
 from thumbloop.contracts import Prediction
 
-HELP = (
-    "Type a message and press Enter. On an empty line press '+' for 👍 or '-' for 👎 "
-    "on the last reply. /forget erases what you sent, /help shows this, /quit or Ctrl-D leaves."
-)
-QUEUE_ERRORS = (OSError, TimeoutError)
-
-
-def _queue_errors() -> tuple[type[BaseException], ...]:
-    from kombu.exceptions import OperationalError
-
-    return (*QUEUE_ERRORS, OperationalError)
+# the queue is down or unreachable: reported per step, the chat goes on
+QUEUE_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, OperationalError)
 
 
 async def _ask(session: ChatSession, client: ServingClient, text: str) -> Prediction:
@@ -56,13 +43,13 @@ async def run_script(session: ChatSession, url: str, steps: list[Step], as_json:
                     continue
                 try:
                     vote = await asyncio.to_thread(session.vote, step.value)
-                except _queue_errors() as exc:
+                except QUEUE_ERRORS as exc:
                     failures += 1
                     click.echo(
                         f"line {step.line}: vote not recorded, queue unavailable: {exc}", err=True
                     )
                     continue
-                click.echo(as_json_line(vote_record(vote)) if as_json else _vote_text(step.value))
+                click.echo(as_json_line(vote_record(vote)) if as_json else vote_text(step.value))
                 continue
             if not as_json:
                 click.echo(f"you ▸ {step.text}")
@@ -76,7 +63,7 @@ async def run_script(session: ChatSession, url: str, steps: list[Step], as_json:
             _show(step.text, prediction, as_json)
             try:
                 await asyncio.to_thread(session.record, step.text, prediction)
-            except _queue_errors() as exc:
+            except QUEUE_ERRORS as exc:
                 failures += 1
                 click.echo(
                     f"line {step.line}: reply not recorded, queue unavailable: {exc}", err=True
@@ -84,11 +71,8 @@ async def run_script(session: ChatSession, url: str, steps: list[Step], as_json:
     return failures
 
 
-def _vote_text(value: int) -> str:
-    return "      👍 recorded" if value > 0 else "      👎 recorded"
-
-
 async def run_interactive(session: ChatSession, url: str) -> None:
+    # only the prompt needs prompt_toolkit: --script runs (CI, pipes) never load it
     from prompt_toolkit import PromptSession
     from prompt_toolkit.application import get_app
     from prompt_toolkit.filters import Condition
@@ -124,7 +108,7 @@ async def run_interactive(session: ChatSession, url: str) -> None:
                     click.echo("nothing to rate yet")
                     continue
                 value = 1 if line == "+" else -1
-                await _safe(functools.partial(session.vote, value), _vote_text(value).strip())
+                await _safe(functools.partial(session.vote, value), vote_text(value).strip())
             elif line:
                 await _converse(session, client, line)
 
@@ -142,7 +126,7 @@ async def _converse(session: ChatSession, client: ServingClient, text: str) -> N
 async def _safe(action: Callable[[], object], ok: str | None) -> None:
     try:
         await asyncio.to_thread(action)
-    except _queue_errors() as exc:
+    except QUEUE_ERRORS as exc:
         click.secho(f"not recorded: the queue is unavailable ({exc})", fg="red")
         return
     if ok:

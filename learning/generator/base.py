@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from learning.registry.versions import configure, experiment_id
+from learning.registry.client import configure, experiment_id
 from serving.generator.source import MANIFEST, GeneratorSource, read_manifest, write_manifest
 from thumbloop.settings import Settings
 

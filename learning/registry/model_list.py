@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from learning.registry.versions import configure
+from learning.registry.client import configure
 from thumbloop.settings import Settings
 from thumbloop.store.db import make_engine, session_scope
 from thumbloop.store.schema import LIVE, InteractionRow, VoteRow

@@ -18,7 +18,7 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from learning.registry.versions import alias_version, configure
+from learning.registry.client import alias_version, configure
 from thumbloop.settings import Settings
 
 TAG_PREFIX = "promotion."

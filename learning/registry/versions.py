@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from dataclasses import dataclass
@@ -9,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
+import mlflow.data
+import pandas as pd
 
-from serving.model_source import is_missing
+from learning.registry.client import alias_version, configure, experiment_id
+from learning.registry.promotion import promote
 from thumbloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,33 +28,6 @@ PYFUNC_REQUIREMENTS = [
     "pandas",
     "thumbloop",
 ]
-
-
-def configure(settings: Settings) -> MlflowClient:
-    settings.ensure_home()
-    mlflow.set_tracking_uri(settings.effective_tracking_uri)
-    mlflow.set_registry_uri(settings.effective_tracking_uri)
-    return MlflowClient(settings.effective_tracking_uri, settings.effective_tracking_uri)
-
-
-def experiment_id(settings: Settings, client: MlflowClient) -> str:
-    exp = client.get_experiment_by_name(settings.experiment_name)
-    if exp is not None:
-        return str(exp.experiment_id)
-    location = f"{settings.effective_artifact_root.rstrip('/')}/{settings.experiment_name}"
-    return str(client.create_experiment(settings.experiment_name, artifact_location=location))
-
-
-def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
-    """The version ``alias`` points at; None when the model or the alias does not exist. Any other
-    failure (a refused login, an unreachable server) is raised: it must not read as "no
-    champion", which would train and register a new seed over the real one."""
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if is_missing(exc):
-            return None
-        raise
 
 
 @dataclass
@@ -92,6 +66,7 @@ def log_and_register(
             warnings.filterwarnings(
                 "ignore", message=".*type hints? (to the `predict`|is inferred)"
             )
+            # importing the entry point runs its set_model(): only when a model is logged
             import serving.pyfunc_entry as entry
 
             info = mlflow.pyfunc.log_model(
@@ -107,8 +82,6 @@ def log_and_register(
         client.set_model_version_tag(settings.model_name, version, key, value)
     aliases: list[str] = []
     if set_champion_if_missing and alias_version(client, settings.model_name, "champion") is None:
-        from learning.registry.promotion import promote
-
         promote(settings, version, who="first-registration")
         aliases.append("champion")
         log.info("no champion yet: version %s is now @champion", version)
@@ -117,9 +90,6 @@ def log_and_register(
 
 def _log_dataset(rows: list[Any], name: str) -> None:
     """Record a training/evaluation input (as a table of its rows) in the active run."""
-    import mlflow.data
-    import pandas as pd
-
     frame = pd.DataFrame([_row(r) for r in rows])
     if frame.empty:
         return
@@ -129,8 +99,6 @@ def _log_dataset(rows: list[Any], name: str) -> None:
 
 
 def _row(item: Any) -> Any:
-    import dataclasses
-
     if dataclasses.is_dataclass(item) and not isinstance(item, type):
         return dataclasses.asdict(item)
     return item

@@ -1,5 +1,5 @@
-"""The learning side's reads and writes: votes joined with their interactions, training runs,
-dropped messages."""
+"""The learning side's reads and writes: votes joined with their interactions, when the last
+retrains ran, dropped messages."""
 
 from __future__ import annotations
 
@@ -73,36 +73,6 @@ def new_votes_since(session: Session, since: datetime | None) -> tuple[int, date
         q = q.where(VoteRow.updated_at > since)
     count, oldest = session.execute(q).one()
     return int(count or 0), (_aware(oldest) if oldest else None)
-
-
-def start_run(session: Session, kind: str, started_at: datetime | None = None) -> int:
-    row = TrainingRunRow(
-        kind=kind, status="running", metrics={}, started_at=started_at or datetime.now(UTC)
-    )
-    session.add(row)
-    session.flush()
-    return int(row.id)
-
-
-def finish_run(
-    session: Session,
-    run_id: int,
-    *,
-    status: str,
-    mlflow_run_id: str | None,
-    model_version: str | None,
-    n_votes: int,
-    metrics: dict[str, Any],
-) -> None:
-    row = session.get(TrainingRunRow, run_id)
-    if row is None:
-        return
-    row.status = status
-    row.mlflow_run_id = mlflow_run_id
-    row.model_version = model_version
-    row.n_votes = n_votes
-    row.metrics = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-    row.finished_at = datetime.now(UTC)
 
 
 def record_drop(session: Session, task: str, reason: str, payload: Any) -> None:

@@ -2,11 +2,11 @@
 
 Replay keeps old skills: a sample of the domain's training data is mixed into every retrain. Votes
 label the out-of-scope class far less often than its share of the traffic (only a 👍 on a
-clarifying reply does, and only where those count: ``Settings.clarifying_votes``), so without care
-every round of in-scope votes shrinks that class's share of the training weight; the head's
-out-of-scope prior falls with it and out-of-scope recall drops round after round (seen in the
-simulator: 79 % -> 70 % over 3,000 votes, -1.9 pt of golden accuracy). The replayed out-of-scope
-rows are therefore weighted up so the class, votes included, keeps its seed share.
+clarifying reply does, and only where those count: ``learning.clarifying_votes``), so without
+care every round of in-scope votes shrinks that class's share of the training weight; the head's
+out-of-scope prior falls with it and out-of-scope recall drops round after round, golden accuracy
+with it (the simulator shows it). The replayed out-of-scope rows are therefore weighted up so the
+class, votes included, keeps its seed share.
 """
 
 from __future__ import annotations

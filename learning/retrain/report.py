@@ -12,20 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlflow import MlflowClient
 from sqlalchemy import Engine, select
 
+from learning.generator.step import GeneratorOutcome
 from learning.registry.versions import log_and_register
-from learning.retrain.generator_step import GeneratorOutcome
+from learning.retrain.candidate import Candidate, Champion, Thumbs
+from learning.retrain.gate import GateResult
+from learning.retrain.outcome import GateVerdict
 from learning.retrain.report_plots import (
     confusion_delta_png,
     per_intent_accuracy,
     sentiment_trend_png,
     vote_rate_png,
 )
-from learning.retrain.thumbs import ThumbExample
-from learning.seed.config import TrainConfig
-from thumbloop.domain import Domain
-from thumbloop.model.bundle import LoadedBundle, save_bundle
+from thumbloop.model.bundle import save_bundle
 from thumbloop.settings import Settings
 from thumbloop.store.db import session_scope
 from thumbloop.store.schema import LIVE, InteractionRow, VoteRow
@@ -48,7 +49,7 @@ def _describe(
     train_stats: dict[str, float],
     champ: dict[str, float],
     cand: dict[str, float],
-    gate: Any,
+    gate: GateResult,
 ) -> str:
     return (
         f"Retrained from version {base_version} on {params['vote_examples_train']} thumbs "
@@ -60,54 +61,56 @@ def _describe(
     )
 
 
-@dataclass
-class Registered:
+@dataclass(frozen=True)
+class RegisteredCandidate:
     version: str
     run_id: str
-    gate: str
-    metrics: dict[str, float]
+    gate: GateVerdict  # the classifier's gate and the generator's together
+    metrics: dict[str, float]  # as logged to the run (NaNs left out)
+
+    @property
+    def passed(self) -> bool:
+        return self.gate == "passed"
 
 
 def register_candidate(
     settings: Settings,
-    client: Any,
+    client: MlflowClient,
     engine: Engine,
-    base: LoadedBundle,
-    candidate: LoadedBundle,
-    domain: Domain,
-    base_dir: Path,
-    votes: list[Any],
-    train_ex: list[ThumbExample],
-    held: list[ThumbExample],
-    evaluation: tuple[dict[str, float], dict[str, float], list[str], list[str], list[str]],
-    gate: Any,
+    champion: Champion,
+    candidate: Candidate,
+    thumbs: Thumbs,
+    gate: GateResult,
     gen: GeneratorOutcome,
-    train_stats: dict[str, float],
-    cfg: TrainConfig,
-    base_version: str,
     seconds: float,
-) -> tuple[Registered, bool]:
-    champ_metrics, cand_metrics, gold, champ_pred, cand_pred = evaluation
+) -> RegisteredCandidate:
+    """Save ``candidate`` as a bundle beside the champion's responses, log its evidence to one
+    run and register it; it passes when the classifier's gate did and the generator's did not
+    fail (a skipped generator part carries the champion's over)."""
+    champ, cand = champion.evaluation, candidate.evaluation
+    champ_metrics, cand_metrics = champ.metrics(), cand.metrics()
+    votes, train_ex, held = thumbs.votes, thumbs.train, thumbs.held
+    domain, cfg = candidate.domain, candidate.config
     passed = gate.passed and gen.status != "failed"
 
     out_dir = settings.ensure_home() / "bundles" / f"retrain-{int(time.time())}"
     meta = {
         k: v
-        for k, v in base.meta.items()
+        for k, v in champion.bundle.meta.items()
         if k not in ("format_version", "created_at", "heads", "versions")
     }
     meta |= {
-        "oos_threshold": candidate.meta["oos_threshold"],
-        "base_version": base_version,
+        "oos_threshold": candidate.bundle.meta["oos_threshold"],
+        "base_version": champion.version,
         "train_config": cfg.model_dump(),
         "validation_metrics": cand_metrics,
     }
     save_bundle(
         out_dir,
-        candidate.model.cpu(),
-        candidate.tokenizer,
+        candidate.bundle.model.cpu(),
+        candidate.bundle.tokenizer,
         meta,
-        base_dir / "responses.json",
+        champion.bundle_dir / "responses.json",
         generator_dir=gen.folder,
     )
 
@@ -115,10 +118,10 @@ def register_candidate(
     metrics: dict[str, float] = {f"champion_{k}": v for k, v in champ_metrics.items()}
     metrics |= {f"candidate_{k}": v for k, v in cand_metrics.items()}
     metrics |= {f"delta_{k}": cand_metrics[k] - champ_metrics[k] for k in cand_metrics}
-    metrics |= {"seconds": seconds, **train_stats, **gen.metrics}
+    metrics |= {"seconds": seconds, **candidate.train_stats, **gen.metrics}
     metrics = {k: v for k, v in metrics.items() if not np.isnan(v)}
     params = {
-        "base_version": base_version,
+        "base_version": champion.version,
         "domain": domain.name,
         "votes": len(votes),
         "vote_examples_train": len(train_ex),
@@ -126,22 +129,23 @@ def register_candidate(
         "positive_examples": sum(e.sign > 0 for e in train_ex),
         "negative_examples": sum(e.sign < 0 for e in train_ex),
         "raters": len(raters),
-        "max_rater_share": settings.max_rater_share,
-        "gate_tolerance": settings.gate_tolerance,
+        "max_rater_share": settings.learning.max_rater_share,
+        "gate_tolerance": settings.learning.gate_tolerance,
         **{f"cfg_{k}": v for k, v in cfg.model_dump().items()},
         **gen.params,
     }
     per_intent = {
-        "champion": per_intent_accuracy(gold, champ_pred),
-        "candidate": per_intent_accuracy(gold, cand_pred),
+        "champion": per_intent_accuracy(champ.golden_labels, champ.golden_predicted),
+        "candidate": per_intent_accuracy(cand.golden_labels, cand.golden_predicted),
     }
     vote_rows, moods = _activity(engine)
+    verdict: GateVerdict = "passed" if passed else "failed"
     tags = {
         "kind": "retrain",
-        "gate": "passed" if passed else "failed",
+        "gate": verdict,
         "gate.classifier": "passed" if gate.passed else "failed",
         "gate.generator": gen.status,
-        "base_version": base_version,
+        "base_version": champion.version,
         "domain": domain.name,
         "golden_intent_accuracy": f"{cand_metrics['golden_intent_accuracy']:.4f}",
         "golden_sentiment_accuracy": f"{cand_metrics['golden_sentiment_accuracy']:.4f}",
@@ -152,7 +156,11 @@ def register_candidate(
         t = Path(tmp)
         figs = {
             "delta": confusion_delta_png(
-                gold, champ_pred, cand_pred, base.intents, t / "confusion_delta.png"
+                champ.golden_labels,
+                champ.golden_predicted,
+                cand.golden_predicted,
+                champion.bundle.intents,
+                t / "confusion_delta.png",
             ),
             "votes": vote_rate_png(vote_rows, t / "vote_rate_by_version.png"),
             "mood": sentiment_trend_png(moods, t / "sentiment_trend.png"),
@@ -176,7 +184,9 @@ def register_candidate(
             inputs=[(train_ex, "thumbs_train"), (held, "thumbs_heldout")],
         )
     version = registered.version
-    description = _describe(base_version, params, train_stats, champ_metrics, cand_metrics, gate)
+    description = _describe(
+        champion.version, params, candidate.train_stats, champ_metrics, cand_metrics, gate
+    )
     description += f" Reply generator {gen.status}: " + "; ".join(gen.reasons)
     client.update_model_version(settings.model_name, version, description=description)
-    return Registered(version, registered.run_id, tags["gate"], metrics), passed
+    return RegisteredCandidate(version, registered.run_id, verdict, metrics)

@@ -16,7 +16,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+
+from learning.generator.kto_data import ReplyJudgement
 
 GENERATIVE = "generative"
 
@@ -150,19 +151,6 @@ def build_examples(
             )
         )
     return out
-
-
-@dataclass(frozen=True)
-class ReplyJudgement:
-    """The raters' verdict on one generated reply: KTO's unpaired desirable/undesirable label."""
-
-    interaction_id: str
-    prompt: list[dict[str, Any]] = field(hash=False)
-    completion: str
-    desirable: bool
-    weight: float
-    at: datetime
-    generator: str | None = None
 
 
 def reply_judgements(votes: Sequence[VoteRecord], max_share: float) -> list[ReplyJudgement]:

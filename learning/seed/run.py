@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from learning.registry.training_runs import finish_run, start_run
 from learning.registry.versions import Registered, log_and_register
 from learning.seed.config import TrainConfig
 from learning.seed.evaluate import evaluate_file
@@ -18,6 +19,7 @@ from thumbloop.domain import load_domain
 from thumbloop.model.bundle import load_bundle
 from thumbloop.model.device import resolve_device
 from thumbloop.settings import Settings
+from thumbloop.store.db import make_engine, session_scope, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +106,6 @@ def record_seed_run(
     """The seed beside the retrains in the ``training_runs`` table (kind ``seed``), so the
     database lists how every registered version was trained. The run is in MLflow either way,
     so a database that cannot be reached is a warning, not a failed training."""
-    from learning.retrain.feedback_store import finish_run, start_run
-    from thumbloop.store.db import make_engine, session_scope, upgrade
-
     url = settings.effective_database_url
     try:
         upgrade(url)

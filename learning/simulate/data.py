@@ -10,7 +10,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from transformers import AutoTokenizer, BertModel
+
+from learning.registry.client import configure, experiment_id
 from thumbloop.domain import Domain, Example
+from thumbloop.model.device import resolve_device
+from thumbloop.model.encoder import default_encoder_path
 from thumbloop.settings import Settings
 
 
@@ -53,14 +66,6 @@ def reference_accuracy(full: Domain, device: str, shown: Sequence[Example] = ())
     logistic regression on all training data, scored on the same validation set. With ``shown``
     (training rows the loop saw: the seed rows and the messages the raters voted on) also the
     same fit on just those rows with their true labels: the most votes on them could teach."""
-    import numpy as np
-    import torch
-    from sklearn.linear_model import LogisticRegression
-    from transformers import AutoTokenizer, BertModel
-
-    from thumbloop.model.device import resolve_device
-    from thumbloop.model.encoder import default_encoder_path
-
     dev = resolve_device(device)
     path = default_encoder_path()
     tok = AutoTokenizer.from_pretrained(path)
@@ -112,11 +117,6 @@ def reference_accuracy(full: Domain, device: str, shown: Sequence[Example] = ())
 
 
 def curve_png(report: dict[str, Any], out: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rounds = report["rounds"]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(
@@ -153,10 +153,6 @@ def curve_png(report: dict[str, Any], out: Path) -> Path:
 def log_curve(
     settings: Settings, json_path: Path, png_path: Path, curve: list[dict[str, Any]]
 ) -> None:
-    import mlflow
-
-    from learning.registry.versions import configure, experiment_id
-
     client = configure(settings)
     with mlflow.start_run(
         experiment_id=experiment_id(settings, client),

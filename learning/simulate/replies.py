@@ -16,9 +16,11 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from learning.generator.evaluate import golden_prompts, golden_quality
 from learning.generator.reply_facts import likes_reply
-from learning.retrain.generator_step import champion_generator, golden_prompts, golden_quality
-from serving.engine import ActiveModel, RawOutput
+from learning.generator.step import champion_generator
+from serving.engine import ActiveModel
+from serving.inference import RawOutput
 from serving.prometheus import ServingMetrics
 from serving.replies.generative import GenerativeReplies, GeneratorService
 from serving.replies.posteriors import InMemoryPosteriors
@@ -47,9 +49,7 @@ class ReplyStats:
 
 
 def sim_settings(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={"reply_strategy": "generative", "generator_budget_ms": SIM_BUDGET_MS}
-    )
+    return settings.replace(reply_strategy="generative", generator_budget_ms=SIM_BUDGET_MS)
 
 
 async def _replies(
@@ -67,10 +67,12 @@ async def _replies(
             templates,
             bundle.responses,
             service,
-            settings.generator_history_turns,
-            settings.generator_max_chars,
+            settings.replies.generator_history_turns,
+            settings.replies.generator_max_chars,
         )
-        room = asyncio.Semaphore(2 * settings.generator_max_batch_size)  # the queue stays short
+        room = asyncio.Semaphore(
+            2 * settings.replies.generator_max_batch_size
+        )  # the queue stays short
 
         async def one(text: str, out: RawOutput) -> Reply:
             ctx = ReplyContext(

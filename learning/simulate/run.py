@@ -28,12 +28,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from learning.registry.client import alias_version, configure
 from learning.registry.promotion import promote
-from learning.registry.versions import alias_version, configure
 from learning.retrain.run import run_retrain
 from learning.seed.config import TrainConfig
 from learning.seed.run import train_and_register
-from learning.simulate.data import few_shot_domain, reference_accuracy
+from learning.simulate.data import curve_png, few_shot_domain, log_curve, reference_accuracy
 from learning.simulate.replies import (
     ReplyStats,
     generate_replies,
@@ -128,8 +128,8 @@ def _evaluate(settings: Settings, domain: Domain) -> tuple[str, float]:
         f"models:/{settings.model_name}/{champion.version}",
         settings.effective_tracking_uri,
         settings.home / "models",
-        resolve_device(settings.device),
-        settings.max_seq_len,
+        resolve_device(settings.compute.device),
+        settings.serving.max_seq_len,
     )
     p_int, _ = predict_many(active.bundle, [e.text for e in domain.validation])
     pred = intent_predictions(active.bundle, p_int)
@@ -152,7 +152,7 @@ def round_messages(
     cfg: SimConfig,
     rng: random.Random,
 ) -> tuple[list[Interaction], list[Vote], ReplyStats]:
-    holder = ModelHolder(settings.max_seq_len)
+    holder = ModelHolder(settings.serving.max_seq_len)
     holder.swap(active)
     outputs = []
     for i in range(0, len(batch), 64):
@@ -203,8 +203,8 @@ def _champion(settings: Settings) -> ActiveModel:
         f"models:/{settings.model_name}@champion",
         settings.effective_tracking_uri,
         settings.home / "models",
-        resolve_device(settings.device),
-        settings.max_seq_len,
+        resolve_device(settings.compute.device),
+        settings.serving.max_seq_len,
     )
 
 
@@ -229,18 +229,16 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
     rng = random.Random(cfg.seed)
     full = load_domain(domain_dir)
     seed_dir, pool = few_shot_domain(full, cfg.seed_shots, out / "seed-domain", cfg.seed)
-    settings = base.model_copy(
-        update={
-            "home": out / "home",
-            "model_name": "thumbloop-sim",
-            "domain_dir": seed_dir,
-            "database_url": None,
-            "broker_url": None,
-            "result_backend": None,
-            "mlflow_tracking_uri": None,
-            "mlflow_artifact_root": None,
-            "auto_promote": False,
-        }
+    settings = base.replace(
+        home=out / "home",
+        model_name="thumbloop-sim",
+        domain_dir=seed_dir,
+        database_url=None,
+        broker_url=None,
+        result_backend=None,
+        mlflow_tracking_uri=None,
+        mlflow_artifact_root=None,
+        auto_promote=False,
     )
     if cfg.replies == "generative":
         settings = sim_settings(settings)
@@ -248,7 +246,9 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
     upgrade(settings.effective_database_url)
     t0 = time.perf_counter()
     seed_cfg = TrainConfig(
-        max_sentiment_examples=cfg.seed_sentiment_examples, device=settings.device, seed=cfg.seed
+        max_sentiment_examples=cfg.seed_sentiment_examples,
+        device=settings.compute.device,
+        seed=cfg.seed,
     )
     train_and_register(settings, seed_dir, seed_cfg, progress=False)
     seed_domain = load_domain(seed_dir)
@@ -287,9 +287,9 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
                     raise RuntimeError(f"worker stopped or stalled; see {out / 'worker.log'}")
                 time.sleep(0.5)
             result = run_retrain(settings, engine)
-            gate = result.get("gate", "skipped")
-            if gate == "passed":
-                promote(settings, result["version"], who="simulator")
+            gate = result.gate or "skipped"
+            if result.passed and result.version is not None:
+                promote(settings, result.version, who="simulator")
             version, acc = _evaluate(settings, seed_domain)
             curve.append(
                 {
@@ -301,7 +301,7 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
                     "seconds": round(time.perf_counter() - t, 1),
                     **(
                         {
-                            "generator_gate": result.get("generator_gate"),
+                            "generator_gate": result.generator_gate,
                             "replies": stats.as_dict(),
                             **_golden(settings, seed_domain, cfg),
                         }
@@ -323,7 +323,7 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
         engine.dispose()
         _stop_worker(worker)
     shown = seed_domain.train + pool[:sent]
-    reference = reference_accuracy(full, settings.device, shown)
+    reference = reference_accuracy(full, settings.compute.device, shown)
     final = alias_version(configure(settings), settings.model_name, "champion")
     report = {
         "domain": full.name,
@@ -336,8 +336,6 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
         f"thumbloop eval --model models:/{settings.model_name}@champion ...",
     }
     (out / "learning_curve.json").write_text(json.dumps(report, indent=2) + "\n")
-    from learning.simulate.data import curve_png, log_curve
-
     curve_png(report, out / "learning_curve.png")
     log_curve(settings, out / "learning_curve.json", out / "learning_curve.png", curve)
     return report

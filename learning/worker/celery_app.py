@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from celery import Celery
 
+from learning.worker.embedded_broker import install
+from learning.worker.tasks import register_tasks
 from thumbloop.settings import Settings
 from thumbloop.task_names import DEFAULT_QUEUE, RETRAIN_IF_DUE, ROUTES, TRAINING_QUEUE
 
@@ -22,7 +24,7 @@ def _transport_options(settings: Settings) -> dict[str, int]:
     # RabbitMQ takes a dead consumer's unacknowledged messages back by itself.
     if not settings.effective_broker_url.startswith(("redis", "rediss", "sentinel")):
         return {}
-    timeout = settings.visibility_timeout_s
+    timeout = settings.learning.visibility_timeout_s
     # Redis looks for expired unacked messages only every interval x throttle seconds (kombu's
     # default 10 x 10 = 100 s); scan every quarter timeout (1-60 s) so a killed worker's task
     # comes back soon after its visibility timeout, not minutes later. A worker killed during a
@@ -38,8 +40,6 @@ def _transport_options(settings: Settings) -> dict[str, int]:
 def create_celery(settings: Settings) -> Celery:
     settings.ensure_home()
     if settings.effective_broker_url.startswith("sqla+"):
-        from learning.worker.embedded_broker import install
-
         install()
     app = Celery("thumbloop", broker=settings.effective_broker_url, set_as_current=True)
     app.conf.update(
@@ -62,12 +62,13 @@ def create_celery(settings: Settings) -> Celery:
         beat_schedule={
             "retrain-if-due": {
                 "task": RETRAIN_IF_DUE,
-                "schedule": settings.retrain_check_interval_s,
-                "options": {"queue": TRAINING_QUEUE, "expires": settings.retrain_check_interval_s},
+                "schedule": settings.learning.retrain_check_interval_s,
+                "options": {
+                    "queue": TRAINING_QUEUE,
+                    "expires": settings.learning.retrain_check_interval_s,
+                },
             }
         },
     )
-    from learning.worker.tasks import register_tasks
-
     register_tasks(app, settings)
     return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import redis
+
 from serving.replies.posteriors import base_response_id, stage_vote
 
 log = logging.getLogger(__name__)
@@ -14,8 +16,6 @@ class PosteriorWriter:
         self.namespace = namespace
         self._redis = None
         if redis_url:
-            import redis
-
             self._redis = redis.Redis.from_url(
                 redis_url, socket_timeout=2, socket_connect_timeout=2
             )

@@ -139,6 +139,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
 
     @app.task(name=RETRAIN_IF_DUE, bind=True, acks_late=True, shared=False)
     def retrain_if_due(self: Task, force: bool = False) -> dict[str, Any]:
+        # torch loads only where a retrain runs: a worker that records votes stays light
         from learning.retrain.run import retrain_if_due as run
 
         return run(settings, engine, force=force)

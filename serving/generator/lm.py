@@ -149,7 +149,7 @@ def _load_model(source: GeneratorSource, dtype: torch.dtype) -> Any:
         return AutoModelForCausalLM.from_pretrained(
             source.folder, dtype=dtype, local_files_only=True
         )
-    from peft import PeftModel
+    from peft import PeftModel  # slow to import, and only an adapter folder needs it
 
     base = _load_model(source.base, dtype)
     # merged once at load: generation then runs at the base model's speed

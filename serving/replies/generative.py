@@ -9,7 +9,7 @@ loading, failed to load or is overloaded is replaced by the template reply, mark
 ``template:fallback-<why>``.
 
 A model bundle may carry its own generator (a LoRA adapter trained from thumbs, see
-:mod:`learning.retrain.generator_step`): when the served bundle changes,
+:mod:`learning.generator.step`): when the served bundle changes,
 :meth:`GeneratorService.follow` loads that one (or the configured generator, for a bundle
 without one) in the background while the current generator keeps answering.
 """
@@ -53,20 +53,20 @@ class GeneratorService:
         self.error: str | None = None
         self.generator: Generator | None = None
         self.sampling = Sampling(
-            max_new_tokens=settings.generator_max_new_tokens,
-            temperature=settings.generator_temperature,
-            top_p=settings.generator_top_p,
+            max_new_tokens=settings.replies.generator_max_new_tokens,
+            temperature=settings.replies.generator_temperature,
+            top_p=settings.replies.generator_top_p,
         )
-        self.budget_s = settings.generator_budget_ms / 1000.0
+        self.budget_s = settings.replies.generator_budget_ms / 1000.0
         self.batcher: DynamicBatcher[Prompt, Generation] = DynamicBatcher(
             self._process,
-            max_batch_size=settings.generator_max_batch_size,
-            max_wait_ms=settings.max_wait_ms,
-            max_queue=settings.max_queue,
+            max_batch_size=settings.replies.generator_max_batch_size,
+            max_wait_ms=settings.serving.max_wait_ms,
+            max_queue=settings.serving.max_queue,
             on_batch=self._observe,
         )
         self._loader: asyncio.Task[None] | None = None
-        self._spec = settings.generator  # the generator wanted now (the last one asked for)
+        self._spec = settings.replies.generator  # the generator wanted now (the last one asked for)
 
     @property
     def version(self) -> str | None:
@@ -80,7 +80,7 @@ class GeneratorService:
 
     def follow(self, generator_dir: Path | None) -> None:
         """Serve a bundle's own generator, or the configured one when it carries none."""
-        spec = str(generator_dir) if generator_dir is not None else self.settings.generator
+        spec = str(generator_dir) if generator_dir is not None else self.settings.replies.generator
         if spec == self._spec:
             return
         self._spec = spec

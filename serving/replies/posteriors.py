@@ -9,9 +9,9 @@ not tried again for a short cool-down, instead of waiting on a dead socket for e
 Both stores read every intent's posteriors in one go and keep that table for a couple of
 seconds (:class:`PosteriorTable`): a request costs a dictionary lookup, not a query or a Redis
 round trip on the event loop that shares the cores with the model (but for the first read
-after start, which requests wait on). A stored vote shows once the table is reloaded: 2 s
-later under steady traffic, at once after a quiet spell (a table over 30 s old is reloaded
-before it answers).
+after start, which requests wait on). A stored vote shows once the table is reloaded: ``ttl_s``
+later under steady traffic, at once after a quiet spell (a table older than ``max_stale_s`` is
+reloaded before it answers).
 
 Redis layout: hash ``thumbloop:posterior:<model>:<intent>`` (:func:`posterior_key`), fields
 ``<response_id>|a`` and ``<response_id>|b`` holding the accumulated 👍 and 👎 weights (the prior
@@ -28,7 +28,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from sqlalchemy import case, create_engine, func, select
+
+from thumbloop.store.schema import InteractionRow, VoteRow
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +122,8 @@ class PosteriorTable:
     not tried again for ``cooldown_s``.
 
     Why one load for all intents: one query (or Redis round trip) per intent and request made
-    the store's reads a quarter of the server process's event-loop time at 300 req/s (py-spy),
-    taken from the model's forward pass on the same cores.
+    the store's reads a large share of the server process's event-loop time under load, taken
+    from the model's forward pass on the same cores.
     """
 
     def __init__(
@@ -220,10 +226,6 @@ class RedisPosteriors:
         cooldown_s: float = 5.0,
         timeout_s: float = 0.25,
     ) -> None:
-        import redis.asyncio as aioredis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
         # no retries: a failed load is tried again after the cool-down, and until a first load
         # has landed requests wait on it (each Redis call is bounded by ``timeout_s``)
         self._redis = aioredis.Redis.from_url(
@@ -307,8 +309,6 @@ class SqlPosteriors:
         cooldown_s: float = 5.0,
         max_stale_s: float = 30.0,
     ) -> None:
-        from sqlalchemy import create_engine
-
         self._engine = create_engine(database_url, pool_pre_ping=True)
         # self._count is looked up at each load (the tests slow it down)
         self.table = PosteriorTable(
@@ -316,10 +316,6 @@ class SqlPosteriors:
         )
 
     def _count(self) -> Table:
-        from sqlalchemy import case, func, select
-
-        from thumbloop.store.schema import InteractionRow, VoteRow
-
         up = func.sum(case((VoteRow.value > 0, 1), else_=0))
         down = func.sum(case((VoteRow.value < 0, 1), else_=0))
         query = (

@@ -3,9 +3,9 @@
 A short persona and rules in the system turn (plus a tone line when the customer is upset); the
 recent conversation as earlier turns; the last user turn carries the customer's message, then the
 predicted intent and the reference answer the reply must be grounded in (the template variant that
-Thompson sampling chose for this message). On 48 banking validation messages SmolLM2-135M passed
-the guard rails 96 % of the time with this layout, against 83-92 % with the reference in the
-system turn or the message framed as "Customer question about ...:" (which it tends to echo).
+Thompson sampling chose for this message). A small model passes the guard rails more often with
+this layout than with the reference in the system turn or the message framed as "Customer
+question about ...:", which it tends to echo back.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ import httpx
 import redis
 import uvicorn
 
+from tests.services import POSTGRES_ADMIN_URL, postgres_url
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -52,9 +54,6 @@ def run_uvicorn(
         thread.join(timeout=30)
 
 
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-
-
 @contextmanager
 def fresh_postgres_db() -> Iterator[str]:
     """A new, empty PostgreSQL database on the machine's server; dropped afterwards."""
@@ -63,11 +62,11 @@ def fresh_postgres_db() -> Iterator[str]:
     from sqlalchemy import create_engine, text
 
     name = f"thumbloop_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+        yield postgres_url(name)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

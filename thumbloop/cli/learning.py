@@ -8,13 +8,7 @@ from typing import Any
 
 import click
 
-from thumbloop.settings import Settings
-
-
-def _settings(ctx: click.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
+from thumbloop.cli.context import settings_of
 
 
 @click.command()
@@ -34,7 +28,7 @@ def worker(ctx: click.Context, queues: str, concurrency: int, beat: bool, loglev
     from learning.worker.celery_app import create_celery
     from thumbloop.store.db import upgrade
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     upgrade(settings.effective_database_url)
     app = create_celery(settings)
     argv = [
@@ -58,7 +52,7 @@ def retrain(ctx: click.Context, force: bool, as_json: bool) -> None:
     from learning.retrain.run import retrain_if_due
     from thumbloop.store.db import make_engine, upgrade
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     upgrade(settings.effective_database_url)
     result = retrain_if_due(
         settings, make_engine(settings.effective_database_url), force=force, progress=not as_json
@@ -76,7 +70,7 @@ def promote(ctx: click.Context, version: str, who: str | None) -> None:
     from learning.registry.promotion import promote as do_promote
 
     try:
-        move = do_promote(_settings(ctx), version, who)
+        move = do_promote(settings_of(ctx), version, who)
     except PromotionError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"champion: {move.from_version} -> {move.to_version} (by {move.who} at {move.at})")
@@ -91,7 +85,7 @@ def rollback(ctx: click.Context, who: str | None) -> None:
     from learning.registry.promotion import rollback as do_rollback
 
     try:
-        move = do_rollback(_settings(ctx), who)
+        move = do_rollback(settings_of(ctx), who)
     except PromotionError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"champion rolled back: {move.from_version} -> {move.to_version}")
@@ -104,14 +98,14 @@ def models(ctx: click.Context, as_json: bool) -> None:
     """List model versions with aliases, gate result, key metrics and thumbs-up rate."""
     from learning.registry.model_list import list_versions
 
-    rows = list_versions(_settings(ctx))
+    rows = list_versions(settings_of(ctx))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{_settings(ctx).model_name} versions")
+    table = Table(title=f"{settings_of(ctx).model_name} versions")
     for col in (
         "version",
         "aliases",
@@ -223,7 +217,7 @@ def simulate(
         replies=replies,
         seed=seed,
     )
-    report = run(domain_dir, out.resolve(), cfg, _settings(ctx))
+    report = run(domain_dir, out.resolve(), cfg, settings_of(ctx))
     for r in report["rounds"]:
         click.echo(
             f"round {r['round']:>2}  votes {r['votes']:>6}  accuracy {r['accuracy']:.4f}  "

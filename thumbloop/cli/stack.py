@@ -1,21 +1,13 @@
-"""`thumbloop up` (the whole loop, supervised) and `thumbloop chat` (a terminal platform)."""
+"""`thumbloop up`: the whole loop, supervised (`thumbloop chat` is in bots/terminal/cli.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import getpass
 from pathlib import Path
-from typing import IO
 
 import click
 
+from thumbloop.cli.context import settings_of
 from thumbloop.settings import Settings
-
-
-def _settings(ctx: click.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
 
 
 @click.command()
@@ -50,7 +42,7 @@ def up(
     """
     from thumbloop.cli import supervisor as stack
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     opts = stack.StackOptions(
         host=host,
         port=port,
@@ -70,7 +62,7 @@ def up(
             f"port(s) {', '.join(map(str, busy))} already in use: is another stack running? "
             "Choose others with --port / --mlflow-port."
         )
-    _prepare(ctx, settings, domain_dir or settings.domain_dir)
+    _prepare(ctx, settings, domain_dir or settings.learning.domain_dir)
     click.echo(stack.banner(settings, opts, procs))
     stack.announce_when_ready(stack.serving_url(opts))
     code = stack.run(procs, stack.child_env(settings, opts))
@@ -92,68 +84,9 @@ def _prepare(ctx: click.Context, settings: Settings, domain_dir: Path) -> None:
             "(set THUMBLOOP_DOMAIN_DIR or --domain)"
         )
     click.echo(f"no {settings.model_uri} yet: training the seed model on {domain_dir} first")
-    from thumbloop.cli.main import train
+    from thumbloop.cli.model import train
 
     ctx.invoke(train, domain_dir=domain_dir)
 
 
-@click.command()
-@click.option("--api", default=None, help="Serving worker URL [default: THUMBLOOP_SERVING_URL].")
-@click.option(
-    "--script",
-    type=click.File("r", encoding="utf-8"),
-    default=None,
-    help="Run a chat script ('-' for stdin) instead of prompting: "
-    "'> text' sends a message, '+' / '-' rates the last reply.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per step.")
-@click.option("--user", default=None, help="Your rater name (hashed) [default: login name].")
-@click.pass_context
-def chat(
-    ctx: click.Context, api: str | None, script: IO[str] | None, as_json: bool, user: str | None
-) -> None:
-    """Chat with the running stack in the terminal and rate its replies (👍 '+', 👎 '-').
-
-    Replies and votes go through the same queue as Telegram's and Slack's.
-    """
-    from bots.terminal.session import ChatSession, ScriptError, parse_script
-    from thumbloop.queue import TaskQueue
-
-    settings = _settings(ctx)
-    steps = None
-    if script is not None:
-        try:
-            steps = parse_script(script)
-        except ScriptError as exc:
-            raise click.ClickException(f"{script.name}: {exc}") from exc
-    queue = TaskQueue(settings.effective_broker_url)
-    session = ChatSession(
-        queue=queue,
-        secret=settings.hmac_secret.get_secret_value(),
-        user=user or _login(),
-        history_turns=settings.history_turns,
-    )
-    url = api or settings.serving_url
-    try:
-        if steps is not None:
-            from bots.terminal.runner import run_script
-
-            failures = asyncio.run(run_script(session, url, steps, as_json))
-            if failures:
-                raise click.ClickException(f"{failures} step(s) failed (see above)")
-        else:
-            from bots.terminal.runner import run_interactive
-
-            asyncio.run(run_interactive(session, url))
-    finally:
-        queue.close()
-
-
-def _login() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli-user"
-
-
-COMMANDS = [up, chat]
+COMMANDS = [up]

@@ -48,10 +48,10 @@ def embedded_mlflow(settings: Settings) -> bool:
 
 def enabled_bots(settings: Settings) -> list[str]:
     bots = []
-    if settings.telegram_token is not None:
+    if settings.bots.telegram_token is not None:
         bots.append("telegram")
-    if settings.slack_bot_token is not None and (
-        settings.slack_app_token is not None or settings.slack_signing_secret is not None
+    if settings.bots.slack_bot_token is not None and (
+        settings.bots.slack_app_token is not None or settings.bots.slack_signing_secret is not None
     ):
         bots.append("slack")
     return bots

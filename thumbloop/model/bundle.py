@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, BertModel, PreTrainedTokenizerBase
 
@@ -108,8 +109,6 @@ def save_bundle(
 
 
 def _transformers_version() -> str:
-    import transformers
-
     return str(transformers.__version__)
 
 

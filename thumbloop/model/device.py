@@ -32,7 +32,8 @@ def cpu_has_native_bf16() -> bool:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (for benchmark records: speeds differ 2x between 2-core hosts)."""
+    """The CPU's model name (for benchmark records: hosts with the same core count differ in
+    speed, so a figure means little without it)."""
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
             if line.startswith("model name"):
@@ -49,7 +50,8 @@ def use_cpu_bf16(mode: str) -> bool:
 
 def autocast_dtype(device: torch.device, cpu_bf16: bool = False) -> torch.dtype | None:
     """The inference autocast dtype: bf16 (fp16 where unsupported) on CUDA; bf16 on a CPU only
-    when asked (serving: 2.3x faster on AVX512-BF16, same validation accuracy), else fp32."""
+    when asked (where the CPU multiplies bf16 in hardware it is faster, with the same
+    validation accuracy; elsewhere it is emulated and slower), else fp32."""
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_bf16 else None

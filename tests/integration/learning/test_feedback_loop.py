@@ -16,12 +16,14 @@ import redis
 from click.testing import CliRunner
 from sqlalchemy import text
 
+from learning.registry.client import alias_version, configure
 from learning.registry.promotion import history
-from learning.registry.versions import alias_version, configure, log_and_register
+from learning.registry.versions import log_and_register
 from tests.integration.servers import flushed_redis, fresh_postgres_db, wait_until
 from tests.integration.workers import count_rows as _count
 from tests.integration.workers import start_worker, stop_worker
 from tests.integration.workers import worker_env as _env
+from tests.services import RABBITMQ_URL, redis_url
 from thumbloop.cli.main import cli
 from thumbloop.contracts import Interaction, Vote
 from thumbloop.identity import hash_id
@@ -41,8 +43,8 @@ from thumbloop.task_names import (
 )
 
 ROOT = Path(__file__).resolve().parents[3]
-REDIS_DB = "redis://127.0.0.1:6379/7"
-RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
+REDIS_DB = redis_url(7)
+RABBITMQ = RABBITMQ_URL
 
 
 @pytest.fixture
@@ -83,6 +85,8 @@ def _vote(item: Interaction, value: int, rater: str = "u1") -> Vote:
     )  # type: ignore[arg-type]
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_votes_are_idempotent_and_bad_payloads_are_dropped(
     tmp_path: Path, pg_url: str, clean_redis: str
 ) -> None:
@@ -177,6 +181,8 @@ def _lock_waiters(pg_url: str) -> int:
     return int(n or 0)
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_a_worker_killed_mid_task_loses_no_vote(
     tmp_path: Path, pg_url: str, clean_redis: str
 ) -> None:
@@ -209,6 +215,9 @@ def _purge_rabbitmq(url: str) -> None:
                 conn.collect()
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.rabbitmq
 def test_a_killed_worker_loses_no_vote_on_rabbitmq(
     tmp_path: Path, pg_url: str, clean_redis: str
 ) -> None:
@@ -240,6 +249,8 @@ def test_embedded_broker_needs_no_redis(tmp_path: Path) -> None:
         stop_worker(proc)
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_votes_lead_to_a_gated_version_then_promote_and_rollback(
     tmp_path: Path,
     pg_url: str,

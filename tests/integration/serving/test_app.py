@@ -13,13 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from learning.registry.versions import configure, log_and_register
+from learning.registry.client import configure
+from learning.registry.versions import log_and_register
 from serving.app import create_app
 from serving.client import ServingClient, ServingRejected, ServingUnavailable
 from tests.integration.servers import run_uvicorn
+from tests.services import redis_url
 from thumbloop.contracts import IncomingMessage, Prediction
 from thumbloop.model.device import cpu_has_native_bf16
 from thumbloop.settings import Settings
+
+pytestmark = [pytest.mark.redis]
 
 NAME = "thumbloop-serve"
 
@@ -41,7 +45,7 @@ def serve_settings(tiny_settings: Settings) -> Settings:
         max_wait_ms=10,
         max_batch_size=32,
         model_processes=2,  # the CPU default where there are 2 cores or more, on any machine
-        redis_url="redis://127.0.0.1:6379/0",
+        redis_url=redis_url(0),
     )
 
 
@@ -260,8 +264,8 @@ async def test_reply_choice_follows_posteriors_in_redis(server: str) -> None:
 
     from serving.replies.posteriors import RedisPosteriors
 
-    store = RedisPosteriors("redis://127.0.0.1:6379/0", NAME)
-    raw = aioredis.Redis.from_url("redis://127.0.0.1:6379/0")
+    store = RedisPosteriors(redis_url(0), NAME)
+    raw = aioredis.Redis.from_url(redis_url(0))
     key = f"thumbloop:posterior:{NAME}:card_arrival"
     await raw.delete(key)
     try:

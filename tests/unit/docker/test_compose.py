@@ -174,7 +174,7 @@ def test_script_arguments_parse() -> None:
 
 def test_thumbloop_variables_are_settings() -> None:
     names = set(re.findall(r"\bTHUMBLOOP_([A-Z0-9_]+)", COMPOSE_TEXT + ENV_EXAMPLE))
-    unknown = {f"THUMBLOOP_{n}" for n in names if n.lower() not in Settings.model_fields}
+    unknown = {f"THUMBLOOP_{n}" for n in names if n.lower() not in Settings.fields()}
     assert not unknown, f"not fields of thumbloop.settings.Settings: {sorted(unknown)}"
 
 
@@ -193,7 +193,7 @@ def test_env_example_lists_every_variable_compose_reads() -> None:
 def test_env_example_has_every_secret() -> None:
     secrets = {
         f"THUMBLOOP_{name.upper()}"
-        for name, field in Settings.model_fields.items()
+        for name, field in Settings.fields().items()
         if "SecretStr" in str(field.annotation)
     }
     assert {"THUMBLOOP_TELEGRAM_TOKEN", "THUMBLOOP_SLACK_BOT_TOKEN"} <= secrets

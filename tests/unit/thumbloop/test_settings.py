@@ -11,7 +11,7 @@ def test_defaults_live_under_home(tmp_path: Path) -> None:
     assert s.effective_tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
     assert s.effective_broker_url.startswith("sqla+sqlite:///")
     assert s.model_uri == "models:/thumbloop@champion"
-    assert s.device == "auto"
+    assert s.compute.device == "auto"
 
 
 def test_environment_prefix_and_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -21,9 +21,9 @@ def test_environment_prefix_and_secrets(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("THUMBLOOP_MAX_BATCH_SIZE", "8")
     s = Settings()
     assert s.effective_database_url == "postgresql://u@h/db"
-    assert s.max_batch_size == 8
-    assert s.telegram_token is not None
-    assert s.telegram_token.get_secret_value() == "123:very-secret"
+    assert s.serving.max_batch_size == 8
+    assert s.bots.telegram_token is not None
+    assert s.bots.telegram_token.get_secret_value() == "123:very-secret"
     assert "very-secret" not in repr(s)
 
 

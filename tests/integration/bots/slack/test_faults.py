@@ -24,9 +24,7 @@ from websockets.sync.server import Server, ServerConnection, serve
 
 from bots.common.signing import sign_vote
 from bots.slack.app import SlackBot, build_http_app, build_slack_bot, run_socket_mode
-from bots.slack.blocks import STATUS_BLOCK_ID, UP_ACTION, VOTE_BLOCK_ID, reply_blocks
-from bots.slack.commands import APOLOGY
-from serving.app import create_app
+from bots.slack.texts import APOLOGY, STATUS_BLOCK_ID, UP_ACTION, VOTE_BLOCK_ID, reply_blocks
 from tests.integration.fakes.slack_api import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -38,6 +36,8 @@ from tests.integration.fakes.slack_api import (
 from tests.integration.servers import free_port, run_uvicorn
 from thumbloop.settings import Settings
 from thumbloop.task_names import DEFAULT_QUEUE, RECORD_VOTE
+
+pytestmark = [pytest.mark.redis]
 
 SIGNING_SECRET = "slack-signing-secret-for-fault-tests"
 HMAC_SECRET = "slack-hmac-secret-for-fault-tests"
@@ -59,6 +59,7 @@ def settings_for(fake: FakeSlackApi, home: Path, **overrides: Any) -> Settings:
 
 @pytest.fixture
 def fake() -> Iterator[FakeSlackApi]:
+    """A Web API of each test's own (the loop tests share one, see conftest.py)."""
     with run_fake_slack_api() as api:
         yield api
 
@@ -201,12 +202,6 @@ class FakeSocketMode:
                     return self.acks[envelope_id]
             time.sleep(0.02)
         raise AssertionError(f"no ack for envelope {envelope_id}")
-
-
-@pytest.fixture(scope="module")
-def serving_url(tiny_registered: Any, tiny_settings: Settings) -> Iterator[str]:
-    with run_uvicorn(create_app(tiny_settings, str(tiny_registered.bundle_dir))) as base:
-        yield base
 
 
 def test_socket_mode_answers_events_and_commands(

@@ -34,21 +34,24 @@ from bots.telegram.app import (
     run_webhook,
 )
 from bots.telegram.cli import REDACTED, install_token_redaction
-from tests.integration.fakes.telegram_server import BotThread, FakeBotApi, wait_until
+from tests.integration.fakes.telegram_bot import BotThread, wait_until
+from tests.integration.fakes.telegram_server import FakeBotApi
 from tests.integration.servers import free_port, run_uvicorn
+from tests.services import redis_url
 from thumbloop.settings import Settings
 from thumbloop.task_names import DEFAULT_QUEUE, RECORD_INTERACTION, RECORD_VOTE
 
+pytestmark = [pytest.mark.redis]
+
 TOKEN = "424242:FAULTS-test-token_xyz"
 SECRET = "telegram-faults-hmac"
-BROKER_DB = 12
-BROKER = f"redis://127.0.0.1:6379/{BROKER_DB}"
+BROKER = redis_url(12)
 ROOT = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture
 def broker() -> Iterator[redis.Redis]:
-    r = redis.Redis(db=BROKER_DB)
+    r = redis.Redis.from_url(BROKER)
     r.delete(DEFAULT_QUEUE)
     yield r
     r.delete(DEFAULT_QUEUE)

@@ -12,8 +12,8 @@ from prompt_toolkit.application import create_app_session
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from bots.terminal.app import ChatSession
 from bots.terminal.runner import run_interactive
-from bots.terminal.session import ChatSession
 from serving.app import create_app
 from tests.integration.servers import run_uvicorn
 from thumbloop import task_names as tasks

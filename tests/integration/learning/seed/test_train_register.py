@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from learning.registry.versions import Registered, alias_version, configure
+from learning.registry.client import alias_version, configure
+from learning.registry.versions import Registered
 from learning.seed.run import record_seed_run
 from serving.model_source import resolve
 from thumbloop.cli.main import cli

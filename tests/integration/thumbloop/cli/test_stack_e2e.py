@@ -21,10 +21,11 @@ import pytest
 import redis
 
 from tests.integration.servers import flushed_redis, free_port, fresh_postgres_db, wait_until
+from tests.services import redis_url
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500), pytest.mark.redis, pytest.mark.postgres]
 
-REDIS_DB = "redis://127.0.0.1:6379/9"
+REDIS_DB = redis_url(9)
 FIRST = """\
 # one message per tiny intent, rated
 > my new card still hasn't arrived

@@ -29,6 +29,8 @@ from thumbloop.store.db import (
 )
 from thumbloop.store.schema import InteractionRow, TrainingRunRow
 
+pytestmark = [pytest.mark.postgres]
+
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:

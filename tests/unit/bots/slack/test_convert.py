@@ -1,4 +1,5 @@
-"""The pure Slack converters: which payloads the bot acts on, and what it reads from them."""
+"""The pure Slack converters: which payloads and commands the bot acts on, and what it reads
+from them."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import pytest
 
 from bots.slack.convert import (
     clean_text,
-    escape_mrkdwn,
     inbound_from_event,
+    parse_subcommand,
     reaction_change,
     remaining_thumb,
     vote_click,
 )
+from bots.slack.texts import escape_mrkdwn
 
 BOT = "UBOT0001"
 
@@ -169,3 +171,10 @@ def test_remaining_thumb_reads_reactions_get() -> None:
     ]
     assert remaining_thumb(conflicting, "U0BOB") is None
     assert remaining_thumb(None, "U0BOB") is None
+
+
+def test_slash_subcommands() -> None:
+    assert parse_subcommand("") == "help" and parse_subcommand(None) == "help"
+    assert parse_subcommand("  Privacy please") == "privacy"
+    assert parse_subcommand("FORGET") == "forget"
+    assert parse_subcommand("dance") is None

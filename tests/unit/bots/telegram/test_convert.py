@@ -1,4 +1,4 @@
-"""The Telegram adapter's pure decisions: addressing, mentions, text limits, reactions, buttons."""
+"""The Telegram adapter's pure decisions: addressing, mentions, reactions, button data."""
 
 from __future__ import annotations
 
@@ -11,19 +11,12 @@ from telegram import Chat, Message, MessageEntity, ReactionTypeCustomEmoji, Reac
 from bots.common.signing import sign_vote
 from bots.telegram import texts
 from bots.telegram.convert import (
-    MAX_TEXT,
-    ForgetChoice,
-    VoteChoice,
     emojis_of,
-    fit_text,
-    forget_keyboard,
     is_addressed,
     parse_callback,
     reaction_vote,
     strip_mention,
-    vote_keyboard,
 )
-from thumbloop.identity import hash_id
 
 BOT = User(id=99, is_bot=True, first_name="Thumbloop", username="thumbloop_bot")
 ADA = User(id=1, is_bot=False, first_name="Ada")
@@ -81,16 +74,6 @@ def test_strip_mention_keeps_the_question() -> None:
     assert strip_mention("@thumbloop_bot", "thumbloop_bot") == ""
 
 
-def test_fit_text_respects_telegrams_limit() -> None:
-    assert fit_text("short") == "short"
-    exact = "x" * MAX_TEXT
-    assert fit_text(exact) == exact
-    long = "word " * 2000
-    fitted = fit_text(long)
-    assert len(fitted) <= MAX_TEXT and fitted.endswith("…") and not fitted.endswith(" …")
-    assert len(fit_text("y" * 10_000)) == MAX_TEXT
-
-
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
@@ -115,21 +98,6 @@ def test_emojis_of_ignores_custom_emoji() -> None:
     assert emojis_of(reactions) == [UP]
 
 
-def test_vote_keyboard_is_signed_fits_and_marks_the_choice() -> None:
-    iid = uuid.uuid4()
-    plain = vote_keyboard(SECRET, iid)
-    ((up, down),) = plain.inline_keyboard
-    assert (up.text, down.text) == (UP, DOWN)
-    for button in (up, down):
-        assert button.callback_data is not None
-        assert len(str(button.callback_data).encode()) <= 64
-    assert parse_callback(SECRET, str(up.callback_data)) == VoteChoice(iid, 1)
-    assert parse_callback(SECRET, str(down.callback_data)) == VoteChoice(iid, -1)
-    ((mup, mdown),) = vote_keyboard(SECRET, iid, -1).inline_keyboard
-    assert (mup.text, mdown.text) == (UP, f"{DOWN} {texts.TICK}")
-    assert vote_keyboard(SECRET, iid, 1) != plain and vote_keyboard(SECRET, iid) == plain
-
-
 def test_parse_callback_refuses_forged_and_malformed_data() -> None:
     iid = uuid.uuid4()
     good = sign_vote(SECRET, iid, 1)
@@ -137,24 +105,3 @@ def test_parse_callback_refuses_forged_and_malformed_data() -> None:
     assert parse_callback(SECRET, good.replace(".u.", ".d.")) is None
     for junk in (None, "", "t1", "t1.a.b.c", "fg:y", "fg:maybe:0123456789abcdef", "fg:y:XYZ"):
         assert parse_callback(SECRET, junk) is None
-
-
-def test_forget_buttons_name_the_asking_user() -> None:
-    user = hash_id(SECRET, "telegram", 1)
-    ((yes, no),) = forget_keyboard(user).inline_keyboard
-    assert parse_callback(SECRET, str(yes.callback_data)) == ForgetChoice(True, user[:16])
-    assert parse_callback(SECRET, str(no.callback_data)) == ForgetChoice(False, user[:16])
-
-
-def test_privacy_text_says_what_and_how_long() -> None:
-    text = texts.privacy_text(6, 86_400)
-    assert "last 6 messages" in text and "1 day" in text and "/forget" in text
-    assert "2 hours" in texts.privacy_text(4, 7200)
-    assert "90 minutes" in texts.privacy_text(4, 5400)
-
-
-def test_command_names_are_valid_for_telegram() -> None:
-    import re
-
-    for name, description in texts.COMMANDS:
-        assert re.fullmatch(r"[a-z0-9_]{1,32}", name) and 1 <= len(description) <= 256

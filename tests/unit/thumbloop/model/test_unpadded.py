@@ -131,3 +131,27 @@ def test_cpu_bf16_is_opt_in_and_keeps_the_answers() -> None:
             fast = model.infer(enc["input_ids"], enc["attention_mask"])[0].float()
     assert torch.equal(exact.argmax(-1), fast.argmax(-1))
     assert torch.allclose(exact.softmax(-1), fast.softmax(-1), atol=0.05)
+
+
+@pytest.mark.gpu
+def test_cuda_same_logits_with_and_without_padding_and_under_autocast() -> None:
+    """The packed forward on CUDA: index plans built on the CPU, moved to the GPU; under the
+    serving autocast the attention output's dtype is the one autocast picks."""
+    cuda = torch.device("cuda")
+    torch.manual_seed(0)
+    model = _tiny(50, 16, layers=2, heads=4, inter=32, normalize=True).eval().to(cuda)
+    ids = torch.randint(1, 50, (5, 9)).to(cuda)
+    mask = torch.tensor(
+        [[1] * 9, [1] * 3 + [0] * 6, [1] + [0] * 8, [1] * 6 + [0] * 3, [0, 0, 1, 1, 1, 0, 0, 0, 0]]
+    ).to(cuda)
+    dtype = autocast_dtype(cuda)
+    assert dtype in (torch.bfloat16, torch.float16)
+    with torch.inference_mode():
+        padded = model(ids, mask)
+        packed = model.infer(ids, mask)
+        with torch.autocast("cuda", dtype=dtype):
+            fast = model.infer(ids, mask)
+    for a, b, c in zip(padded, packed, fast, strict=True):
+        assert b.device.type == "cuda"
+        assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+        assert torch.allclose(a, c.float(), atol=0.1), (a - c.float()).abs().max()
