@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import click
 
 from thumbloop.settings import Settings
+
+# `train` and `simulate` read a domain folder; one option so both say the same
+domain_option = click.option(
+    "--domain",
+    "domain_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("data/banking"),
+    show_default=True,
+    help="Domain folder (see data/README.md).",
+)
 
 
 def settings_of(ctx: click.Context) -> Settings:

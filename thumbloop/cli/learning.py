@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from thumbloop.cli.context import settings_of
+from thumbloop.cli.context import domain_option, settings_of
 
 
 @click.command()
@@ -154,13 +154,7 @@ COMMANDS = [worker, retrain, promote, rollback, models]
 
 
 @click.command()
-@click.option(
-    "--domain",
-    "domain_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("data/banking"),
-    show_default=True,
-)
+@domain_option
 @click.option(
     "--seed-shots", default=10, show_default=True, type=int, help="Seed examples per intent."
 )

@@ -8,18 +8,11 @@ from typing import Any
 
 import click
 
-from thumbloop.cli.context import settings_of
+from thumbloop.cli.context import domain_option, settings_of
 
 
 @click.command()
-@click.option(
-    "--domain",
-    "domain_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("data/banking"),
-    show_default=True,
-    help="Domain folder (see data/README.md).",
-)
+@domain_option
 @click.option("--epochs", type=int, default=None, help="Fine-tuning epochs.")
 @click.option("--layers-to-tune", type=int, default=None, help="Top encoder layers to tune (0-6).")
 @click.option("--max-sentiment", type=int, default=None, help="Cap sentiment training rows.")
