@@ -8,13 +8,17 @@ each process group, SIGKILL after a grace period) on Ctrl-C or when one of them 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import shlex
+import signal
 import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from thumbloop.settings import Settings
@@ -182,12 +186,80 @@ def announce_when_ready(url: str, timeout_s: float = 600.0) -> threading.Thread:
     return thread
 
 
-def run(procs: list[StackProcess], env: dict[str, str]) -> int:
-    """Run the processes until Ctrl-C or until one exits; returns the stack's exit code."""
-    from honcho.manager import Manager
+def output_closed(fd: int) -> bool:
+    """Whether nobody reads ``fd`` any more (a pipe whose reader exited reports an error)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLERR | select.POLLHUP)
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
 
-    manager = Manager()
+
+def run(procs: list[StackProcess], env: dict[str, str]) -> int:
+    """Run the processes until one exits, or until `up` is told to stop: Ctrl-C, SIGTERM,
+    SIGHUP (the terminal went away) or its output closing (`make run | tee log` after the
+    reader exited). Every way out stops the children; returns the stack's exit code."""
+    from honcho.manager import Manager
+    from honcho.printer import Printer
+
+    stopping = threading.Event()
+
+    def stop(why: str, returncode: int) -> None:
+        if stopping.is_set():
+            return
+        stopping.set()
+        manager._system_print(f"{why}: stopping\n")
+        if manager.returncode is None:
+            manager.returncode = returncode
+        manager.terminate()
+
+    class _Printer(Printer):  # type: ignore[misc]
+        """Honcho's printer, except that a closed output stops the stack instead of `up`."""
+
+        def write(self, message: Any) -> None:
+            try:
+                super().write(message)
+            except (BrokenPipeError, ValueError, OSError):
+                self.output = open(os.devnull, "w")  # noqa: SIM115 (lives as long as `up`)
+                stop("output closed", 141)
+
+    manager = Manager(printer=_Printer(sys.stdout))
     for proc in procs:
         manager.add_process(proc.name, proc.command, env=env)
-    manager.loop()
+    signal.signal(signal.SIGHUP, lambda signum, frame: stop("SIGHUP received", 129))
+
+    def watch_output() -> None:
+        fd = sys.stdout.fileno()
+        while not stopping.wait(0.5):
+            if output_closed(fd):
+                stop("output closed", 141)
+
+    threading.Thread(target=watch_output, name="thumbloop-output", daemon=True).start()
+    try:
+        manager.loop()
+    finally:
+        stopping.set()
+        _stop_leftovers(manager)
     return int(manager.returncode or 0)
+
+
+def _stop_leftovers(manager: Any) -> None:
+    """Children still running when the loop ended (it raised, or a stop raced its exit)."""
+    alive = [
+        p["pid"] for p in manager._processes.values() if p.get("pid") and "returncode" not in p
+    ]
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    for pid in alive:
+        while time.monotonic() < deadline and _running(pid):
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
