@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock requirements-nodeps.lo
 WHEELS := $(wildcard /opt/wheels)
 PIP_OPTS := $(if $(WHEELS),--find-links $(WHEELS),)
 
-.PHONY: venv run test lint unit integration bench-serving bench-generative bench-retrain clean
+.PHONY: venv run test lint chromium unit integration bench-serving bench-generative bench-retrain clean
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ lint: venv
 	$(BIN)/mypy thumbloop serving learning bots bench tests
 	$(BIN)/lint-imports --no-cache
 
-test: lint
+test: lint chromium
 	$(BIN)/pytest -ra
+
+# The review inbox's browser test drives Debian's chromium (Playwright cannot download a browser
+# offline): install it when missing and we may, else say how.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || { echo "install chromium (apt-get install chromium)"; exit 1; }
 
 unit: venv
 	$(BIN)/pytest -ra tests/unit

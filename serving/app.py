@@ -7,12 +7,15 @@ into HTTP answers; :func:`create_app` wires the two together.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.front import HTTPError, ServingFront
+from serving.front import HTTPError, ServingFront, error_response, printable
 from serving.state import ServingState
 from thumbloop.contracts import IncomingMessage, Prediction
 from thumbloop.settings import Settings
@@ -77,6 +80,10 @@ class Routes:
         active = state.holder.current
         if active is None:
             return JSONResponse({"status": "loading"}, status_code=503)
+        if active.pool is not None and active.pool.working_lanes == 0:
+            # every model process is starting again (it died or hung) or cannot be started:
+            # requests would only wait or fail
+            return JSONResponse({"status": "no model process is running"}, status_code=503)
         if state.generator is not None and state.generator.state == "loading":
             # a generator that failed to load does not hold readiness back: templates answer
             return JSONResponse({"status": "loading generator"}, status_code=503)
@@ -90,6 +97,19 @@ class Routes:
         )
 
 
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    """FastAPI's answer to an HTTP error, rendered as the front renders its own."""
+    assert isinstance(exc, StarletteHTTPException)
+    return error_response(exc.status_code, exc.detail, exc.headers)
+
+
+async def _invalid_body(_request: Request, exc: Exception) -> Response:
+    """FastAPI's 422, with the echoed input made printable first: FastAPI's own handler answers
+    500 for a lone surrogate, NaN, bytes that are not UTF-8 or deep nesting in the input."""
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, jsonable_encoder(printable(exc.errors())))
+
+
 def create_app(settings: Settings, model_uri: str | None = None) -> ServingFront:
     """The FastAPI app behind :class:`ServingFront` (which answers ``POST /v1/predict``)."""
     state = ServingState(settings, model_uri or settings.model_uri)
@@ -101,6 +121,8 @@ def create_app(settings: Settings, model_uri: str | None = None) -> ServingFront
         lifespan=state.lifespan,
     )
     app.state.serving = state
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_body)
     app.post(
         "/v1/predict",
         response_model=Prediction,

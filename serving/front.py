@@ -9,19 +9,27 @@ loop's work per prediction, and none of it is needed for one fixed route. The Fa
 stays declared (``/docs``, the OpenAPI schema) and calls the same handler; this layer answers
 with the same statuses and the same bytes as FastAPI would (422 with the validation errors
 located in ``body``, 400 for a body that cannot be parsed).
+
+Every error answer renders whatever the client sent: a validation error echoes its input, which
+may hold a lone surrogate (valid JSON, ``"\\ud800"``, but not encodable as UTF-8), NaN (Python's
+JSON reader takes it), raw bytes that are not UTF-8, or a list nested a thousand deep. FastAPI's own
+handlers answer those with a 500, so both this front and the FastAPI app (``serving.app``) render
+their errors through :func:`error_response`, which makes such input printable first.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import math
+from collections.abc import Awaitable, Callable, Mapping
 from email.message import Message
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
+from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import ValidationError
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from thumbloop.contracts import IncomingMessage
@@ -29,6 +37,12 @@ from thumbloop.contracts import IncomingMessage
 log = logging.getLogger(__name__)
 
 PREDICT_PATH = "/v1/predict"
+# an echoed input nested deeper than this is cut: rendering it would recurse once per level, and
+# a body may nest about as deep as the interpreter's recursion limit
+MAX_ECHO_DEPTH = 32
+# pydantic's own error for a string it cannot read as Unicode (what it answers for a lone surrogate
+# in a constrained field such as ``conversation_id``); a lone surrogate in ``text`` gets the same
+UNENCODABLE = "Input should be a valid string, unable to parse raw data as a unicode string"
 
 
 class HTTPError(Exception):
@@ -127,9 +141,52 @@ class ServingFront:
 
 
 async def _refuse(exc: HTTPError, scope: Scope, receive: Receive, send: Send) -> None:
-    await JSONResponse({"detail": exc.detail}, exc.status, exc.headers or None)(
-        scope, receive, send
-    )
+    await error_response(exc.status, exc.detail, exc.headers)(scope, receive, send)
+
+
+def error_response(status: int, detail: Any, headers: Mapping[str, str] | None = None) -> Response:
+    """``{"detail": ...}`` with ``status``, as FastAPI answers an HTTP error, whatever the detail
+    echoes of the client's input (:func:`printable`)."""
+    if not is_body_allowed_for_status_code(status):
+        return Response(status_code=status, headers=headers)
+    return JSONResponse({"detail": printable(detail)}, status, dict(headers) if headers else None)
+
+
+def printable(value: Any, depth: int = 0) -> Any:
+    """``value`` with what JSON cannot render replaced: lone surrogates by U+FFFD, bytes decoded
+    as UTF-8 (as FastAPI decodes them, but never failing), NaN and the infinities by their names
+    in the body, and containers nested past ``MAX_ECHO_DEPTH`` by ``"..."``."""
+    if isinstance(value, str):
+        return well_formed(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict | list | tuple) and depth >= MAX_ECHO_DEPTH:
+        return "..."
+    if isinstance(value, dict):
+        return {printable(k, depth + 1): printable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable(v, depth + 1) for v in value]
+    return value  # anything else is jsonable_encoder's to turn into JSON, as in FastAPI
+
+
+def well_formed(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD (a pair of surrogates becomes the
+    character it encodes)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def unencodable_text(text: str) -> HTTPError:
+    """The 422 for a ``text`` that holds a lone surrogate: JSON can carry one (``"\\ud800"``),
+    but it is not Unicode text, and the tokenizer, the size check and the reply would fail on
+    it. The same error pydantic gives such a string in a field with constraints."""
+    error = {"type": "string_unicode", "loc": ["body", "text"], "msg": UNENCODABLE, "input": text}
+    return HTTPError(422, [error])
 
 
 _NO_BODY = object()
@@ -162,4 +219,4 @@ def parse_message(body: bytes, content_type: bytes | None) -> IncomingMessage:
         return IncomingMessage.model_validate(obj, from_attributes=True)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise HTTPError(422, jsonable_encoder(errors)) from exc
+        raise HTTPError(422, jsonable_encoder(printable(errors))) from exc

@@ -81,10 +81,22 @@ def in_input_order(chunks: Iterable[OutputChunk], n: int) -> list[RawOutput]:
     return [o for o in out if o is not None]
 
 
+class ModelCheckFailed(RuntimeError):
+    """The model loads but must not serve: its warm-up outputs are not finite numbers."""
+
+
 def warm_up(bundle: LoadedBundle, max_seq_len: int) -> None:
-    """Run a few batch shapes once: kernels and the allocator are ready before real traffic."""
+    """Run a few batch shapes once: kernels and the allocator are ready before real traffic.
+    Also the check that the model answers at all: weights with a NaN or an infinity (a training
+    run that diverged) load fine and then fail every request, so such a version is refused
+    here, before it can be swapped in."""
     for n in (1, 4, 16):
-        predict_batch(bundle, (WARMUP_TEXTS * n)[:n], max_seq_len)
+        intents, sentiments = predict_batch(bundle, (WARMUP_TEXTS * n)[:n], max_seq_len)
+        if not (np.isfinite(intents).all() and np.isfinite(sentiments).all()):
+            raise ModelCheckFailed(
+                f"the model's outputs for a warm-up batch of {n} are not finite "
+                "(NaN or infinite weights?); it will not serve"
+            )
 
 
 def settle_heap() -> None:

@@ -10,7 +10,9 @@ A :class:`ModelPool` serves one model version for its whole life; a new version 
 pool, started (loaded and warmed in its own processes) while the old one serves, then swapped
 in (:class:`serving.engine.ModelHolder`). The old pool is retired: it stops once its last
 running batch is done. A process that dies fails only its own batch and is started again in the
-background; its lane waits for it.
+background; its lane waits for it. So does a process that hangs (stopped, deadlocked, swapping):
+one that has not answered a batch within ``PoolConfig.batch_timeout_s`` is killed, and that batch
+fails, instead of its lane waiting forever while the server looks healthy.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import socket
+import struct
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -63,6 +68,25 @@ class PoolRetired(RuntimeError):
     """This pool's model was swapped out before the batch was sent: use the current one."""
 
 
+class _Hung(Exception):
+    """The process did not take or answer a batch in time."""
+
+
+def _bound_sends(conn: Connection, seconds: float) -> None:
+    """Make a send on ``conn`` (one end of a socket pair) that the other end does not read fail
+    instead of blocking forever: a batch larger than the socket's buffer blocks its sender while
+    a hung process does not read it. Each blocking write gives up after half of ``seconds``
+    (EAGAIN); a send is at most two of them (one that fills the buffer, one that finds it still
+    full), so it takes at most the whole deadline."""
+    sock = socket.socket(fileno=os.dup(conn.fileno()))  # the option is the socket's, not the fd's
+    try:
+        half = seconds / 2
+        timeval = struct.pack("ll", int(half), int((half % 1) * 1_000_000))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    finally:
+        sock.close()
+
+
 @dataclass(frozen=True)
 class PoolConfig:
     processes: int
@@ -72,6 +96,7 @@ class PoolConfig:
     threshold: float | None
     cpu_bf16: bool
     start_timeout_s: float = 300.0
+    batch_timeout_s: float = 60.0  # a process that has not answered a batch by then is hung
 
 
 def pool_size(setting: int | None, device_type: str, cores: int | None = None) -> int:
@@ -146,6 +171,12 @@ class ModelPool:
     def pids(self) -> list[int | None]:
         return [w.process.pid if w.process is not None else None for w in self._workers]
 
+    @property
+    def working_lanes(self) -> int:
+        """Lanes whose process is up (it may still turn out hung); not those whose process is
+        starting again or could not be started."""
+        return sum(w.ready.is_set() and w.error is None for w in self._workers)
+
     def start(self) -> None:
         """Start every process and wait until all are warm; on any failure stop them all and
         raise :class:`PoolError` with the child's message."""
@@ -181,6 +212,7 @@ class ModelPool:
             raise PoolError(f"model process {w.lane} could not start: {exc!r}") from exc
         finally:
             child.close()  # the child holds its end: EOF here when it dies
+        _bound_sends(parent, self.cfg.batch_timeout_s)
         w.process, w.conn = process, parent
 
     def _await_ready(self, w: _Worker) -> None:
@@ -215,31 +247,47 @@ class ModelPool:
                 self._close_soon()
 
     def run(self, lane: int, texts: Sequence[str]) -> list[RawOutput]:
-        """One batch in lane ``lane``'s process. A process that died fails this batch and is
-        started again in the background; the lane's next batch waits for it."""
+        """One batch in lane ``lane``'s process. A process that died, or did not answer within
+        ``batch_timeout_s`` (it is killed), fails this batch and is started again in the
+        background; the lane's next batch waits for it."""
         with self._use():
             w = self._workers[lane]
             if not w.ready.wait(self.cfg.start_timeout_s) or w.error or w.conn is None:
                 raise BatchFailed(f"model process {lane} is not running: {w.error}")
+            timeout = self.cfg.batch_timeout_s
+            deadline = time.monotonic() + timeout
             try:
-                w.conn.send(list(texts))
+                try:
+                    w.conn.send(list(texts))
+                except BlockingIOError as exc:  # the socket's send timeout (_bound_sends)
+                    raise _Hung from exc
+                if not w.conn.poll(max(0.0, deadline - time.monotonic())):
+                    raise _Hung
                 kind, payload = w.conn.recv()
+            except _Hung as exc:
+                w.process.kill()  # SIGKILL ends a stopped process too
+                w.process.join(5)
+                self._restart(w, "did not answer in time")
+                raise BatchFailed(
+                    f"model process {lane} did not answer within {timeout:g} s; "
+                    "it was killed and is starting again"
+                ) from exc
             except (EOFError, OSError) as exc:
                 w.process.join(1)
                 code = w.process.exitcode
-                self._restart(w)
+                self._restart(w, "died")
                 raise BatchFailed(f"model process {lane} exited (code {code})") from exc
             if kind != "ok":
                 raise BatchFailed(f"inference failed: {payload}")
             outputs: list[RawOutput] = payload
             return outputs
 
-    def _restart(self, w: _Worker) -> None:
+    def _restart(self, w: _Worker, why: str) -> None:
         w.ready.clear()
         if w.conn is not None:
             w.conn.close()
             w.conn = None
-        log.error("model process %d of %s died; starting it again", w.lane, self.version)
+        log.error("model process %d of %s %s; starting it again", w.lane, self.version, why)
 
         def again() -> None:
             try:

@@ -13,7 +13,7 @@ import torch
 
 from serving.batcher import BatchFailed, BatchStats, DeadlineExceeded, DynamicBatcher, QueueFull
 from serving.engine import ActiveModel, ModelHolder, load_active
-from serving.front import HTTPError
+from serving.front import HTTPError, unencodable_text
 from serving.inference import RawOutput, settle_heap
 from serving.pool import PoolConfig, pool_size
 from serving.prometheus import ServingMetrics
@@ -60,6 +60,7 @@ class ServingState:
                 sub_batch=settings.serving.sub_batch_size,
                 threshold=settings.serving.low_confidence,
                 cpu_bf16=use_cpu_bf16(settings.compute.cpu_bf16),
+                batch_timeout_s=settings.serving.model_batch_timeout_s,
             )
             if self.processes
             else None
@@ -191,7 +192,11 @@ class ServingState:
         """One prediction as JSON bytes; other answers raise :class:`HTTPError`."""
         limits, metrics = self.settings.serving, self.metrics
         start = time.perf_counter()
-        if len(msg.text.encode()) > limits.max_text_bytes:
+        try:
+            size = len(msg.text.encode())
+        except UnicodeEncodeError as exc:  # a lone surrogate, valid in JSON: not text
+            raise unencodable_text(msg.text) from exc
+        if size > limits.max_text_bytes:
             self.count_too_large()
             raise HTTPError(413, f"text is over {limits.max_text_bytes} bytes")
         active = self.holder.current

@@ -1,16 +1,27 @@
-"""Follow the MLflow alias: when it moves, load the new version in the background and swap."""
+"""Follow the MLflow alias: when it moves, load the new version in the background and swap.
+
+A version whose load fails (a registry or network error, a broken bundle, a model that fails its
+warm-up checks) is tried again with backoff, ``RETRY_FIRST_S`` doubling to ``RETRY_MAX_S``, for
+as long as the alias points at it: a transient error must not pin the old model for good, and a
+version that is truly broken costs one attempt every few minutes. A version is served only once
+a load (which runs the checks) succeeds.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from serving.engine import ActiveModel, ModelHolder
 from serving.model_source import alias_target, parse_models_uri
 
 log = logging.getLogger(__name__)
+
+RETRY_FIRST_S = 2.0
+RETRY_MAX_S = 300.0
 
 
 class AliasWatcher:
@@ -22,6 +33,9 @@ class AliasWatcher:
         load: Callable[[str], ActiveModel],
         interval_s: float,
         on_result: Callable[[str, ActiveModel | None], None] | None = None,
+        retry_first_s: float = RETRY_FIRST_S,
+        retry_max_s: float = RETRY_MAX_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         name, alias, _ = parse_models_uri(uri)
         if alias is None:
@@ -32,7 +46,11 @@ class AliasWatcher:
         self._load = load
         self.interval = interval_s
         self._on_result = on_result
-        self._failed: str | None = None
+        self.retry_first_s, self.retry_max_s = retry_first_s, retry_max_s
+        self._clock = clock
+        self._failed: str | None = None  # the version whose last load failed
+        self._failures = 0  # its failed loads in a row
+        self._retry_at = 0.0  # when it may be tried again (on the clock)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -49,30 +67,57 @@ class AliasWatcher:
         target = await asyncio.to_thread(alias_target, self.tracking_uri, self.name, self.alias)
         current = self.holder.current
         wanted = f"{self.name}/{target}" if target else None
-        if wanted is None or (current and current.version == wanted) or wanted == self._failed:
+        serving = current is not None and current.version == wanted
+        if wanted != self._failed or serving:  # the alias moved on, or the version got loaded
+            self._failed, self._failures = None, 0
+        if wanted is None or serving:
             return False
-        log.info("alias %s@%s moved to version %s: loading", self.name, self.alias, target)
+        if wanted == self._failed and self._clock() < self._retry_at:
+            return False
+        log.info(
+            "alias %s@%s points at version %s: loading%s",
+            self.name,
+            self.alias,
+            target,
+            f" (attempt {self._failures + 1})" if self._failures else "",
+        )
         try:
             new = await asyncio.to_thread(self._load, f"models:/{self.name}/{target}")
         except Exception:
+            self._failed, self._failures = wanted, self._failures + 1
+            delay = min(self.retry_first_s * 2 ** (self._failures - 1), self.retry_max_s)
+            self._retry_at = self._clock() + delay
             log.exception(
-                "loading %s failed; still serving %s", wanted, current and current.version
+                "loading %s failed; still serving %s; trying again in %.1f s",
+                wanted,
+                current and current.version,
+                delay,
             )
-            self._failed = wanted
             if self._on_result:
                 self._on_result(wanted, None)
             return False
-        self._failed = None
+        self._failed, self._failures = None, 0
         old = self.holder.swap(new)
         log.info("now serving %s (was %s)", new.version, old and old.version)
         if self._on_result:
             self._on_result(wanted, new)
         return True
 
+    def _next_check_in(self) -> float:
+        """The poll interval, or less when a failed version's retry is due before then."""
+        if self._failed is None:
+            return self.interval
+        return max(0.0, min(self.interval, self._retry_at - self._clock()))
+
     async def _run(self) -> None:
+        registry_down = False
         while True:
-            await asyncio.sleep(self.interval)
+            # not sooner than the interval while the registry fails, even with a retry due
+            await asyncio.sleep(self.interval if registry_down else self._next_check_in())
             try:
                 await self.check_once()
             except Exception:  # a registry hiccup must not kill the watcher
                 log.exception("alias check failed")
+                registry_down = True
+            else:
+                registry_down = False

@@ -6,6 +6,7 @@ Two ways in, as bolt offers them:
   token (``xapp-…``).
 * **HTTP Events API** (``build_http_app``): ``POST /slack/events`` (bolt's default path) served by
   uvicorn; bolt verifies each request's ``X-Slack-Signature`` and refuses bad or stale ones (401).
+  Bodies over ``MAX_BODY_BYTES`` are refused (413) before anything reads or verifies them.
 
 Listeners are thin: each hands its payload to a handler. Cross-cutting concerns are tiny
 middleware (repeat deliveries). The Web API client retries 429s after ``Retry-After`` and
@@ -34,18 +35,22 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bots.common.history import History, make_history
 from bots.common.outbox import Outbox, spool_path
+from bots.common.signing import SigningKeys
 from bots.slack.convert import VOTE_ACTION
 from bots.slack.handlers import SlackHandlers
 from bots.slack.state import SlackState, make_slack_state
 from serving.client import ServingClient
+from thumbloop.identity import KeyConfigError, check_keys
 from thumbloop.queue import TaskQueue, TaskSender
 from thumbloop.settings import Settings
 
 __all__ = [
     "EVENTS_PATH",
+    "MAX_BODY_BYTES",
     "SlackBot",
     "build_bolt_app",
     "build_http_app",
@@ -58,6 +63,9 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 COMMAND = "/thumbloop"
+# Slack's events, actions and commands are a few KiB; a body this large is not Slack's, and
+# buffering it for the signature check would let anyone fill the bot's memory.
+MAX_BODY_BYTES = 1 << 20
 
 
 class SlackConfigError(ValueError):
@@ -197,7 +205,14 @@ def build_slack_bot(
     state: SlackState | None = None,
     outbox_backoff_s: float = 0.5,
 ) -> SlackBot:
-    """Everything the adapter needs, from settings (each part can be handed in instead)."""
+    """Everything the adapter needs, from settings (each part can be handed in instead).
+
+    Refuses (:class:`SlackConfigError`) the public development key outside ``THUMBLOOP_DEV``.
+    """
+    try:
+        keys = check_keys(settings)
+    except KeyConfigError as exc:
+        raise SlackConfigError(str(exc)) from exc
     client = build_web_client(settings)
     closers: list[Callable[[], Awaitable[None]]] = []
     if sender is None:
@@ -219,7 +234,8 @@ def build_slack_bot(
     )
     serving = ServingClient(settings.serving.serving_url)
     handlers = SlackHandlers(
-        hmac_secret=settings.hmac_secret.get_secret_value(),
+        id_key=keys.id_key,
+        signing=SigningKeys(keys.signing_key, keys.signing_key_previous),
         serving=serving,
         history=history,
         state=state,
@@ -229,8 +245,9 @@ def build_slack_bot(
     return SlackBot(app=app, handlers=handlers, outbox=outbox, serving=serving, closers=closers)
 
 
-def build_http_app(bot: SlackBot) -> Starlette:
-    """ASGI app for the Events API: ``POST /slack/events`` (bolt) and ``GET /healthz``."""
+def build_http_app(bot: SlackBot, *, max_body_bytes: int = MAX_BODY_BYTES) -> ASGIApp:
+    """ASGI app for the Events API: ``POST /slack/events`` (bolt) and ``GET /healthz``, behind
+    :class:`BodyLimit`."""
     handler = AsyncSlackRequestHandler(bot.app)
 
     async def events(request: Request) -> Response:
@@ -247,10 +264,82 @@ def build_http_app(bot: SlackBot) -> Starlette:
         finally:
             await bot.aclose()
 
-    return Starlette(
+    app = Starlette(
         routes=[Route(EVENTS_PATH, events, methods=["POST"]), Route("/healthz", healthz)],
         lifespan=lifespan,
     )
+    return BodyLimit(app, max_body_bytes)
+
+
+class BodyLimit:
+    """Pure ASGI middleware: a request body over ``max_bytes`` gets 413 and the connection is
+    closed, before the app (and bolt's signature check) sees any of it.
+
+    A ``Content-Length`` over the limit is refused before a byte of the body is read; a body
+    without one (chunked) is counted as it arrives and refused as soon as it passes the limit.
+    What is under the limit is handed on whole: the signature covers the whole body anyway.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await _too_large(send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left: nothing to answer
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await _too_large(send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            with contextlib.suppress(ValueError):
+                return int(value)
+    return None
+
+
+async def _too_large(send: Send) -> None:
+    # Connection: close tells uvicorn not to read on for a next request behind this body.
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"text/plain"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"request body too large"})
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: the client's disconnect, as the app expects
+
+    return replay
 
 
 async def run_socket_mode(bot: SlackBot, app_token: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 
 import click
 
+from thumbloop.identity import KeyConfigError, check_keys
 from thumbloop.settings import Settings
 
 HELP = """Run the Slack bot.
@@ -14,7 +15,9 @@ HELP = """Run the Slack bot.
 Socket Mode (the default when THUMBLOOP_SLACK_APP_TOKEN is set): an outbound WebSocket to
 Slack, no public URL needed.
 HTTP mode (--http, or no app token): Slack POSTs events, actions and the /thumbloop command
-to http://HOST:PORT/slack/events; every request's signature is checked.
+to http://HOST:PORT/slack/events; every request's signature is checked and bodies over 1 MiB
+are refused. It listens on 127.0.0.1: put a TLS reverse proxy or ingress in front (--host
+0.0.0.0 in a container that the proxy reaches over its network).
 
 \b
 Environment:
@@ -25,6 +28,9 @@ Environment:
   THUMBLOOP_BROKER_URL            where votes and interactions are queued
   THUMBLOOP_REDIS_URL             shared state (history, repeat deliveries); optional
   THUMBLOOP_SLACK_API_URL         Web API base (default https://slack.com/api/)
+  THUMBLOOP_ID_KEY                hashes Slack user and channel ids (openssl rand -hex 32)
+  THUMBLOOP_SIGNING_KEY           signs the vote buttons (openssl rand -hex 32)
+  THUMBLOOP_DEV                   true: allow the public development key (never in production)
 """
 
 
@@ -34,7 +40,7 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 def check_tokens(settings: Settings, *, http: bool) -> None:
-    """Clear errors before anything connects; never prints a token."""
+    """Clear errors before anything connects; never prints a token or a key."""
     bot = settings.bots.slack_bot_token.get_secret_value() if settings.bots.slack_bot_token else ""
     if not bot:
         raise click.UsageError(
@@ -51,13 +57,21 @@ def check_tokens(settings: Settings, *, http: bool) -> None:
                 "Credentials) to verify Slack's requests; or set THUMBLOOP_SLACK_APP_TOKEN for "
                 "Socket Mode."
             )
-        return
-    app = settings.bots.slack_app_token.get_secret_value() if settings.bots.slack_app_token else ""
-    if not app.startswith("xapp-"):
-        raise click.UsageError(
-            "THUMBLOOP_SLACK_APP_TOKEN must be an app-level token (starts with xapp-) "
-            "with the connections:write scope."
+    else:
+        app = (
+            settings.bots.slack_app_token.get_secret_value()
+            if settings.bots.slack_app_token
+            else ""
         )
+        if not app.startswith("xapp-"):
+            raise click.UsageError(
+                "THUMBLOOP_SLACK_APP_TOKEN must be an app-level token (starts with xapp-) "
+                "with the connections:write scope."
+            )
+    try:
+        check_keys(settings)
+    except KeyConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 @click.command("slack", help=HELP)
@@ -67,7 +81,13 @@ def check_tokens(settings: Settings, *, http: bool) -> None:
     is_flag=True,
     help="Serve the HTTP Events API even when an app token is set.",
 )
-@click.option("--host", default="0.0.0.0", show_default=True, help="HTTP mode: bind address.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="HTTP mode: bind address. Slack reaches the bot through a TLS reverse proxy or ingress; "
+    "0.0.0.0 only where that proxy is on another host or container.",
+)
 @click.option("--port", default=3000, show_default=True, type=int, help="HTTP mode: port.")
 @click.pass_context
 def command(ctx: click.Context, force_http: bool, host: str, port: int) -> None:

@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.common.history import History
 from bots.common.outbox import Outbox
-from bots.common.signing import InvalidVoteToken, sign_vote, verify_vote
+from bots.common.signing import InvalidVoteToken, SigningKeys, sign_vote, verify_vote
 from bots.slack.convert import (
     Inbound,
     inbound_from_event,
@@ -75,13 +75,15 @@ class SlackHandlers:
     def __init__(
         self,
         *,
-        hmac_secret: str,
+        id_key: str,
+        signing: SigningKeys,
         serving: ServingClient,
         history: History,
         state: SlackState,
         outbox: Outbox,
     ) -> None:
-        self._secret = hmac_secret
+        self._id_key = id_key  # hashes Slack's ids
+        self._signing = signing  # signs and checks the vote buttons
         self.serving = serving
         self.history = history
         self.state = state
@@ -89,7 +91,7 @@ class SlackHandlers:
         self.counters = SlackCounters()
 
     def _hash(self, raw_id: str) -> str:
-        return hash_id(self._secret, PLATFORM, raw_id)
+        return hash_id(self._id_key, PLATFORM, raw_id)
 
     # -- messages -------------------------------------------------------------------------
 
@@ -135,8 +137,8 @@ class SlackHandlers:
         iid = prediction.interaction_id
         blocks = reply_blocks(
             prediction.reply.text,
-            sign_vote(self._secret, iid, 1),
-            sign_vote(self._secret, iid, -1),
+            sign_vote(self._signing, iid, 1),
+            sign_vote(self._signing, iid, -1),
         )
         try:
             posted = await client.chat_postMessage(
@@ -186,7 +188,7 @@ class SlackHandlers:
             log.warning("refused a malformed vote action")
             return
         try:
-            iid, value = verify_vote(self._secret, click.token)
+            iid, value = verify_vote(self._signing, click.token)
             if value != click.direction:
                 raise InvalidVoteToken("button and value disagree")
         except InvalidVoteToken as exc:

@@ -32,10 +32,12 @@ from telegram.ext import (
 
 from bots.common.history import make_history
 from bots.common.outbox import Outbox, spool_path
+from bots.common.signing import SigningKeys
 from bots.telegram import texts
 from bots.telegram.handlers import TelegramDeps, TelegramHandlers
 from bots.telegram.state import make_reply_refs
 from serving.client import ServingClient
+from thumbloop.identity import KeyConfigError, Keys, check_keys
 from thumbloop.queue import TaskQueue
 from thumbloop.settings import Settings
 
@@ -62,6 +64,9 @@ MEDIA = (
 )
 
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# The webhook secret is all that tells Telegram's calls from anyone's: long enough not to be
+# guessed (`openssl rand -hex 32` gives 64 characters).
+MIN_WEBHOOK_SECRET = 32
 
 
 class ConfigError(ValueError):
@@ -85,12 +90,10 @@ class WebhookConfig:
     listen: str = "127.0.0.1"
     port: int = 8443
     url_path: str | None = None  # default: the path of ``url``
+    dev: bool = False  # development mode: a short secret is allowed
 
     def __post_init__(self) -> None:
-        if not _SECRET_TOKEN.match(self.secret_token):
-            raise ConfigError(
-                "the webhook secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
-            )
+        check_webhook_secret(self.secret_token, dev=self.dev)
         if urlsplit(self.url).scheme != "https":
             raise ConfigError("Telegram only posts to an https:// webhook URL")
 
@@ -98,6 +101,30 @@ class WebhookConfig:
     def path(self) -> str:
         path = self.url_path if self.url_path is not None else urlsplit(self.url).path
         return path.strip("/")
+
+
+def check_webhook_secret(secret: str, *, dev: bool) -> None:
+    """Telegram's rules for ``secret_token``, and at least 32 characters outside development."""
+    if not _SECRET_TOKEN.match(secret):
+        raise ConfigError("the webhook secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+    if len(secret) < MIN_WEBHOOK_SECRET and not dev:
+        raise ConfigError(
+            f"THUMBLOOP_TELEGRAM_WEBHOOK_SECRET is shorter than {MIN_WEBHOOK_SECRET} characters: "
+            "set it to `openssl rand -hex 32`, or set THUMBLOOP_DEV=true on a development machine"
+        )
+
+
+def keys_of(settings: Settings) -> Keys:
+    """The id and signing keys, refused where public outside development mode; and a webhook
+    secret, when one is set, checked as :func:`check_webhook_secret` does."""
+    try:
+        keys = check_keys(settings)
+    except KeyConfigError as exc:
+        raise ConfigError(str(exc)) from exc
+    hook = settings.bots.telegram_webhook_secret
+    if hook is not None and hook.get_secret_value():
+        check_webhook_secret(hook.get_secret_value(), dev=settings.bots.dev)
+    return keys
 
 
 def token_of(settings: Settings) -> str:
@@ -110,8 +137,10 @@ def token_of(settings: Settings) -> str:
 
 def make_deps(settings: Settings, options: TelegramOptions) -> TelegramDeps:
     """The real collaborators: serving client, Celery producer, history and reply references."""
+    keys = keys_of(settings)
     return TelegramDeps(
-        secret=settings.hmac_secret.get_secret_value(),
+        id_key=keys.id_key,
+        signing=SigningKeys(keys.signing_key, keys.signing_key_previous),
         serving=ServingClient(
             settings.serving.serving_url,
             timeout_s=options.serving_timeout_s,
@@ -137,8 +166,11 @@ def build_application(
     *,
     deps: TelegramDeps | None = None,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
+    """The Application, after the checks it cannot start without (:class:`ConfigError`): the
+    token, and keys and a webhook secret that are not public or short outside development."""
     options = options or TelegramOptions()
     token = token_of(settings)
+    keys_of(settings)  # also when ``deps`` are handed in: the refusal is the builder's
     deps = deps or make_deps(settings, options)
     app = (
         ApplicationBuilder()
@@ -258,6 +290,8 @@ __all__ = [
     "WebhookConfig",
     "add_handlers",
     "build_application",
+    "check_webhook_secret",
+    "keys_of",
     "make_deps",
     "register_commands",
     "run_polling",

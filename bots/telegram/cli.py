@@ -46,8 +46,10 @@ def install_token_redaction(token: str, logger: logging.Logger | None = None) ->
     "telegram",
     epilog="Environment: THUMBLOOP_TELEGRAM_TOKEN (from @BotFather, required), "
     "THUMBLOOP_TELEGRAM_WEBHOOK_SECRET (webhook mode), THUMBLOOP_SERVING_URL, "
-    "THUMBLOOP_BROKER_URL, THUMBLOOP_REDIS_URL, THUMBLOOP_HMAC_SECRET, "
-    "THUMBLOOP_TELEGRAM_BASE_URL (a local Bot API server).",
+    "THUMBLOOP_BROKER_URL, THUMBLOOP_REDIS_URL, THUMBLOOP_ID_KEY and THUMBLOOP_SIGNING_KEY "
+    "(`openssl rand -hex 32` each; they fall back to THUMBLOOP_HMAC_SECRET), "
+    "THUMBLOOP_TELEGRAM_BASE_URL (a local Bot API server), THUMBLOOP_DEV=true (development "
+    "only: allows the public development key and a short webhook secret).",
 )
 @click.option(
     "--webhook-url",
@@ -102,6 +104,7 @@ def command(
         TelegramOptions,
         WebhookConfig,
         build_application,
+        keys_of,
         run_polling,
         run_webhook,
         token_of,
@@ -110,13 +113,14 @@ def command(
     settings = ctx.find_object(Settings) or Settings()
     try:
         token = token_of(settings)
+        keys_of(settings)  # before anything connects: weak keys and secrets stop here
         webhook = None
         if webhook_url:
             secret = settings.bots.telegram_webhook_secret
             if secret is None or not secret.get_secret_value():
                 raise ConfigError(
-                    "webhook mode needs THUMBLOOP_TELEGRAM_WEBHOOK_SECRET "
-                    "(1-256 characters of A-Z, a-z, 0-9, _ and -)"
+                    "webhook mode needs THUMBLOOP_TELEGRAM_WEBHOOK_SECRET: "
+                    "set it to `openssl rand -hex 32`"
                 )
             webhook = WebhookConfig(
                 url=webhook_url,
@@ -124,6 +128,7 @@ def command(
                 listen=listen,
                 port=port,
                 url_path=url_path,
+                dev=settings.bots.dev,
             )
     except ConfigError as exc:
         raise click.UsageError(str(exc), ctx) from exc

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from telegram import Chat, Message, MessageEntity, ReactionType, ReactionTypeEmoji
 
-from bots.common.signing import InvalidVoteToken, verify_vote
+from bots.common.signing import InvalidVoteToken, SigningKeys, verify_vote
 from bots.telegram import texts
 
 
@@ -77,7 +77,7 @@ def reaction_vote(old: Sequence[str], new: Sequence[str]) -> int | None:
     return 0 if old_t else None
 
 
-def parse_callback(secret: str, data: str | None) -> VoteChoice | ForgetChoice | None:
+def parse_callback(keys: SigningKeys, data: str | None) -> VoteChoice | ForgetChoice | None:
     """A verified vote, a forget confirmation, or None for anything forged or malformed."""
     if not data:
         return None
@@ -87,7 +87,7 @@ def parse_callback(secret: str, data: str | None) -> VoteChoice | ForgetChoice |
             return ForgetChoice(confirm=parts[1] == "y", user_tag=parts[2])
         return None
     try:
-        iid, value = verify_vote(secret, data)
+        iid, value = verify_vote(keys, data)
     except InvalidVoteToken:
         return None
     return VoteChoice(iid, value)

@@ -22,6 +22,7 @@ from telegram.ext import ContextTypes
 
 from bots.common.history import History
 from bots.common.outbox import Outbox
+from bots.common.signing import SigningKeys
 from bots.telegram import texts
 from bots.telegram.convert import (
     ForgetChoice,
@@ -53,7 +54,8 @@ class Predictor(Protocol):
 class TelegramDeps:
     """What the handlers talk to; built once at start-up by :func:`bots.telegram.app.make_deps`."""
 
-    secret: str
+    id_key: str  # hashes Telegram's user and chat ids
+    signing: SigningKeys  # signs and checks the vote buttons
     serving: Predictor
     outbox: Outbox
     history: History
@@ -69,7 +71,7 @@ class TelegramHandlers:
         self.deps = deps
 
     def hashed(self, raw_id: int | str) -> str:
-        return hash_id(self.deps.secret, PLATFORM, raw_id)
+        return hash_id(self.deps.id_key, PLATFORM, raw_id)
 
     # commands -------------------------------------------------------------------------------
 
@@ -114,7 +116,7 @@ class TelegramHandlers:
             return
         reply = await message.reply_text(
             fit_text(prediction.reply.text),
-            reply_markup=vote_keyboard(self.deps.secret, prediction.interaction_id),
+            reply_markup=vote_keyboard(self.deps.signing, prediction.interaction_id),
             do_quote=_quote(message),
         )
         await self.deps.refs.put(conversation, reply.message_id, prediction.interaction_id)
@@ -191,7 +193,7 @@ class TelegramHandlers:
         query = update.callback_query
         if query is None:
             return
-        choice = parse_callback(self.deps.secret, query.data)
+        choice = parse_callback(self.deps.signing, query.data)
         if choice is None:
             log.info("refused a button press with forged or malformed data")
             await query.answer(texts.BUTTON_INVALID, show_alert=True)
@@ -207,7 +209,7 @@ class TelegramHandlers:
         await query.answer(texts.VOTE_THANKS[choice.value])
         message = query.message
         if isinstance(message, Message):
-            new = vote_keyboard(self.deps.secret, choice.interaction_id, choice.value)
+            new = vote_keyboard(self.deps.signing, choice.interaction_id, choice.value)
             if message.reply_markup != new:
                 await _edit_keyboard(context.bot, message.chat.id, message.message_id, new)
 
@@ -249,7 +251,7 @@ class TelegramHandlers:
         else:
             vote = Vote(interaction_id=iid, rater=rater, value=change, platform=PLATFORM, at=at)
             self.deps.outbox.submit(tasks.RECORD_VOTE, tasks.vote_payload(vote))
-        new = vote_keyboard(self.deps.secret, iid, change or None)
+        new = vote_keyboard(self.deps.signing, iid, change or None)
         await _edit_keyboard(context.bot, reaction.chat.id, reaction.message_id, new)
 
     # faults ---------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import uuid
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 
-from bots.common.signing import sign_vote
+from bots.common.signing import SigningKeys, sign_vote
 
 UP, DOWN, TICK = "👍", "👎", "✓"
 MAX_TEXT = int(MessageLimit.MAX_TEXT_LENGTH)  # 4096
@@ -100,7 +100,7 @@ def fit_text(text: str, limit: int = MAX_TEXT) -> str:
 
 
 def vote_keyboard(
-    secret: str, interaction_id: uuid.UUID, chosen: int | None = None
+    keys: SigningKeys, interaction_id: uuid.UUID, chosen: int | None = None
 ) -> InlineKeyboardMarkup:
     """👍 / 👎 with signed callback data; the chosen one carries a tick."""
 
@@ -111,10 +111,10 @@ def vote_keyboard(
         [
             [
                 InlineKeyboardButton(
-                    label(UP, 1), callback_data=sign_vote(secret, interaction_id, 1)
+                    label(UP, 1), callback_data=sign_vote(keys, interaction_id, 1)
                 ),
                 InlineKeyboardButton(
-                    label(DOWN, -1), callback_data=sign_vote(secret, interaction_id, -1)
+                    label(DOWN, -1), callback_data=sign_vote(keys, interaction_id, -1)
                 ),
             ]
         ]

@@ -25,7 +25,7 @@ class ChatSession:
     """One person's conversation: history, the last reply, and the queue to record into."""
 
     queue: TaskSender
-    secret: str
+    id_key: str  # hashes the user and conversation names
     user: str
     conversation: str = field(default_factory=lambda: f"cli-{uuid.uuid4().hex[:12]}")
     history_turns: int = 6
@@ -35,7 +35,7 @@ class ChatSession:
 
     @property
     def user_hash(self) -> str:
-        return hash_id(self.secret, PLATFORM, self.user)
+        return hash_id(self.id_key, PLATFORM, self.user)
 
     def message(self, text: str) -> IncomingMessage:
         return IncomingMessage(
@@ -57,7 +57,7 @@ class ChatSession:
             text=text,
             platform=PLATFORM,
             user=self.user_hash,
-            conversation=hash_id(self.secret, PLATFORM, self.conversation),
+            conversation=hash_id(self.id_key, PLATFORM, self.conversation),
         )
         self.queue.send(tasks.RECORD_INTERACTION, tasks.interaction_payload(interaction))
 

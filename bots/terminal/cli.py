@@ -12,6 +12,7 @@ from typing import IO
 
 import click
 
+from thumbloop.identity import KeyConfigError, resolve_keys
 from thumbloop.settings import Settings
 
 
@@ -52,10 +53,14 @@ def chat(
             steps = parse_script(script)
         except ScriptError as exc:
             raise click.ClickException(f"{script.name}: {exc}") from exc
+    try:
+        id_key = resolve_keys(settings).id_key  # the bots' id key: your votes count as theirs do
+    except KeyConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     queue = TaskQueue(settings.effective_broker_url)
     session = ChatSession(
         queue=queue,
-        secret=settings.hmac_secret.get_secret_value(),
+        id_key=id_key,
         user=user or _login(),
         history_turns=settings.bots.history_turns,
     )

@@ -19,23 +19,24 @@ def _aware(t: datetime) -> datetime:
 
 
 def vote_records(session: Session) -> list[VoteRecord]:
-    """Every vote whose interaction is known (votes still waiting for theirs are left out)."""
+    """Every vote whose interaction is known and still has its text (votes waiting for their
+    interaction, and those on interactions redacted by retention, are left out)."""
     rows = session.execute(
         select(VoteRow, InteractionRow)
         .join(InteractionRow, InteractionRow.interaction_id == VoteRow.interaction_id)
-        .where(LIVE)
+        .where(LIVE, InteractionRow.text.is_not(None))
     )
     return [
         VoteRecord(
             interaction_id=i.interaction_id,
-            text=i.text,
+            text=i.text or "",  # never empty: redacted rows are filtered out above
             intent=i.intent,
             confidence=i.intent_confidence,
             rater=v.rater,
             value=v.value,
             at=_aware(v.updated_at),
             strategy=i.reply_strategy,
-            reply_text=i.reply_text,
+            reply_text=i.reply_text or "",
             prompt=i.reply_prompt,
             generator=i.generator,
         )

@@ -35,6 +35,7 @@ from learning.retrain.gate import decide, paired_votes
 from learning.retrain.lock import retrain_lock
 from learning.retrain.outcome import RetrainOutcome
 from learning.retrain.report import register_candidate
+from learning.retrain.reviewed import reviewed_examples, reviewed_stats, with_reviewed
 from learning.retrain.thumbs import reply_judgements, split_recent
 from learning.seed.budget import StepBudget
 from learning.seed.config import TrainConfig
@@ -107,9 +108,12 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
         raise ValueError(f"domain {domain.root} does not match the champion's intents")
     with session_scope(engine) as s:
         votes = vote_records(s)
+        reviewed = reviewed_examples(s, base.intents)  # the review inbox's gold labels
         generator_trained = last_generator_training(s)
         run_row = start_run(s, "retrain")
-    examples = intent_examples(votes, base.intents, base.out_of_scope, settings)
+    examples = with_reviewed(
+        intent_examples(votes, base.intents, base.out_of_scope, settings), reviewed
+    )
     train_ex, held = split_recent(examples, HOLDOUT)
     if not train_ex:
         with session_scope(engine) as s:
@@ -129,6 +133,7 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
     cfg = RETRAIN_CONFIG.model_copy(update={"device": settings.compute.device})
     tuned = load_bundle(resolved.bundle_dir, device)  # trained in place; `base` stays as is
     train_stats = train_candidate(tuned, domain, train_ex, cfg, progress, budget)
+    train_stats |= reviewed_stats(reviewed, train_ex, held)
     tuned.meta["oos_threshold"] = calibrate(tuned, domain, cfg)
     candidate = Candidate(tuned, domain, cfg, train_stats, evaluate(tuned, domain, held))
     champ_eval, cand_eval = champion.evaluation, candidate.evaluation

@@ -44,7 +44,7 @@ from learning.simulate.replies import (
 from serving.engine import ActiveModel, ModelHolder, load_active
 from thumbloop.contracts import Interaction, Reply, Vote
 from thumbloop.domain import Domain, Example, load_domain
-from thumbloop.identity import hash_id
+from thumbloop.identity import hash_id, resolve_keys
 from thumbloop.model.device import resolve_device
 from thumbloop.model.predictor import intent_predictions, predict_many
 from thumbloop.queue import TaskQueue
@@ -163,7 +163,7 @@ def round_messages(
         if cfg.replies == "generative"
         else [Reply(text="(simulated)", response_id=f"{o.intent}/1") for o in outputs]
     )
-    secret = settings.hmac_secret.get_secret_value()
+    secret = resolve_keys(settings).id_key
     items, votes, stats = [], [], ReplyStats()
     for ex, out, reply in zip(batch, outputs, replies, strict=True):
         good = out.intent == ex.label

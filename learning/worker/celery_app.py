@@ -12,29 +12,12 @@ from __future__ import annotations
 
 from celery import Celery
 
+from learning.worker.broker import transport_options
 from learning.worker.embedded_broker import install
+from learning.worker.maintenance import beat_schedule
 from learning.worker.tasks import register_tasks
 from thumbloop.settings import Settings
-from thumbloop.task_names import DEFAULT_QUEUE, RETRAIN_IF_DUE, ROUTES, TRAINING_QUEUE
-
-
-def _transport_options(settings: Settings) -> dict[str, int]:
-    # kombu's SQLAlchemy transport hands its options to create_engine; it has no visibility
-    # timeout (unacknowledged messages come back on a clean shutdown, not after a hard kill).
-    # RabbitMQ takes a dead consumer's unacknowledged messages back by itself.
-    if not settings.effective_broker_url.startswith(("redis", "rediss", "sentinel")):
-        return {}
-    timeout = settings.learning.visibility_timeout_s
-    # Redis looks for expired unacked messages only every interval x throttle seconds (kombu's
-    # default 10 x 10 = 100 s); scan every quarter timeout (1-60 s) so a killed worker's task
-    # comes back soon after its visibility timeout, not minutes later. A worker killed during a
-    # scan leaves the scan's mutex behind; kombu's 5 minutes would stall redelivery that long.
-    return {
-        "visibility_timeout": timeout,
-        "unacked_restore_interval": min(60, max(1, timeout // 4)),
-        "unacked_restore_throttle": 1,
-        "unacked_mutex_expire": min(300, max(10, timeout)),
-    }
+from thumbloop.task_names import DEFAULT_QUEUE, ROUTES
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -55,20 +38,11 @@ def create_celery(settings: Settings) -> Celery:
         else 8,
         task_default_queue=DEFAULT_QUEUE,
         task_routes=ROUTES,
-        broker_transport_options=_transport_options(settings),
+        broker_transport_options=transport_options(settings),
         broker_connection_retry_on_startup=True,
         result_expires=86_400,
         worker_hijack_root_logger=False,
-        beat_schedule={
-            "retrain-if-due": {
-                "task": RETRAIN_IF_DUE,
-                "schedule": settings.learning.retrain_check_interval_s,
-                "options": {
-                    "queue": TRAINING_QUEUE,
-                    "expires": settings.learning.retrain_check_interval_s,
-                },
-            }
-        },
+        beat_schedule=beat_schedule(settings),
     )
     register_tasks(app, settings)
     return app

@@ -1,28 +1,36 @@
 """Celery tasks: record interactions and votes (idempotent), withdraw, forget, retrain when due.
 
 Payloads are the dicts from ``thumbloop.task_names``; a malformed one is logged, stored in
-``dropped_tasks`` and acknowledged (never retried). Transient database errors retry with
-exponential backoff; with ``acks_late`` a task whose worker dies is delivered again.
+``dropped_tasks`` and acknowledged (never retried). Transient database and broker errors retry
+with exponential backoff, ``THUMBLOOP_TASK_MAX_RETRIES`` times; a task still failing after that
+(or failing on anything else) becomes a dead letter that a redrive sends again
+(``learning/worker/dead_letters.py``). With ``acks_late`` a task whose worker dies is delivered
+again. A task about a user who was forgotten after it was made is dropped without its payload.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import Reject, TaskPredicate
+from celery.utils.time import get_exponential_backoff_interval
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from learning.retrain.feedback_store import record_drop
-from learning.worker.posterior_sync import PosteriorWriter
+from learning.worker.broker import broker_connection
+from learning.worker.dead_letters import publish, reason_of, record_failure
+from learning.worker.maintenance import register_maintenance
+from learning.worker.posterior_sync import PosteriorWriter, reconcile
 from thumbloop.contracts import Interaction, Vote
 from thumbloop.settings import Settings
 from thumbloop.store.db import (
-    forget_user,
     live_vote,
     make_engine,
     session_scope,
@@ -31,7 +39,8 @@ from thumbloop.store.db import (
     votes_for,
 )
 from thumbloop.store.db import withdraw_vote as store_withdraw
-from thumbloop.store.schema import InteractionRow
+from thumbloop.store.privacy import forget_user, forgotten_before
+from thumbloop.store.schema import FORGOTTEN, DroppedTaskRow, InteractionRow
 from thumbloop.task_names import (
     FORGET_USER,
     RECORD_INTERACTION,
@@ -42,17 +51,14 @@ from thumbloop.task_names import (
 
 log = logging.getLogger(__name__)
 
-RETRY = {
+TASK = {
     "bind": True,
     # closures over this app's settings: never shared with other Celery apps in the process
     "shared": False,
     "acks_late": True,
-    "autoretry_for": (OperationalError, ConnectionError),
-    "retry_backoff": 1,
-    "retry_backoff_max": 60,
-    "retry_jitter": True,
-    "max_retries": 10,
 }
+TRANSIENT = (OperationalError, ConnectionError)  # worth retrying: the database or broker is away
+BACKOFF_MAX_S = 60
 
 
 def reply_of(session: Session, interaction_id: str) -> tuple[str, str] | None:
@@ -61,9 +67,24 @@ def reply_of(session: Session, interaction_id: str) -> tuple[str, str] | None:
     return (row.intent, row.response_id) if row else None
 
 
+def brief(exc: ValidationError) -> str:
+    """What was wrong with a payload, without the values (they can be a user's message)."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}"
+        for e in exc.errors(include_url=False, include_input=False)
+    )
+
+
+def _note_forgotten(session: Session, task: str) -> str:
+    # counted, so an operator sees late tasks arrive; the payload is what must not be kept
+    session.add(DroppedTaskRow(task=task, reason="user forgotten", payload="", kind=FORGOTTEN))
+    return "forgotten"
+
+
 def register_tasks(app: Celery, settings: Settings) -> None:
     engine = make_engine(settings.effective_database_url)
     posteriors = PosteriorWriter(settings.redis_url, settings.model_name)
+    max_retries = settings.learning.task_max_retries
 
     def drop(task: str, reason: str, payload: Any) -> str:
         log.warning("dropping %s: %s", task, reason)
@@ -71,20 +92,62 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             record_drop(s, task, reason, payload)
         return "dropped"
 
+    def dead_letter(task: str, payload: dict[str, Any], exc: Exception) -> str:
+        reason = reason_of(exc)
+        try:
+            with session_scope(engine) as s:
+                record_failure(s, task, payload, reason)
+            kept = "dropped_tasks"
+        except Exception:  # the database is what failed: the broker keeps it instead
+            try:
+                with broker_connection(settings) as conn:
+                    publish(conn, task, payload, reason)
+                kept = "the dead-letter queue"
+            except Exception as again:
+                # nowhere to keep it: back on the broker's queue rather than acknowledged
+                log.error("%s: no dead letter could be kept (%s)", task, reason_of(again))
+                raise Reject(reason, requeue=True) from None
+        log.error("%s failed for good (%s); kept in %s for a redrive", task, reason, kept)
+        return "dead-lettered"
+
+    def durable(self: Task, task: str, payload: dict[str, Any], work: Callable[[], Any]) -> Any:
+        try:
+            return work()
+        except TaskPredicate:
+            raise
+        except TRANSIENT as exc:
+            tries = self.request.retries
+            if tries < max_retries:
+                countdown = get_exponential_backoff_interval(
+                    factor=1, retries=tries, maximum=BACKOFF_MAX_S, full_jitter=True
+                )
+                raise self.retry(
+                    kwargs=payload, exc=exc, countdown=countdown, max_retries=max_retries
+                ) from None
+            return dead_letter(task, payload, exc)
+        except Exception as exc:  # not transient: retrying at once would fail the same way
+            return dead_letter(task, payload, exc)
+
     def safe_posterior(intent: str, response_id: str, old: int | None, new: int | None) -> None:
         try:
             posteriors.apply(intent, response_id, old, new)
-        except Exception as exc:  # the vote is stored; posteriors catch up on the next vote
+        except Exception as exc:  # the vote is stored; beat's reconcile restores the counts
             log.warning("posterior update failed (%s)", type(exc).__name__)
 
-    @app.task(name=RECORD_INTERACTION, **RETRY)
-    def record_interaction(self: Task, **payload: Any) -> str:
+    def resync(intents: Collection[str]) -> None:
+        if not intents or not posteriors.enabled:
+            return
         try:
-            item = Interaction.model_validate(payload.get("interaction"))
-        except ValidationError as exc:
-            return drop(RECORD_INTERACTION, str(exc), payload)
+            with session_scope(engine) as s:
+                reconcile(s, posteriors, intents)
+        except Exception as exc:  # beat's next reconcile catches up
+            log.warning("posterior reconcile failed (%s)", type(exc).__name__)
+
+    def store_interaction(item: Interaction) -> str:
         iid = str(item.interaction_id)
         with session_scope(engine) as s:
+            if forgotten_before(s, item.user, item.at):
+                return _note_forgotten(s, RECORD_INTERACTION)
             existed = s.get(InteractionRow, iid) is not None
             upsert_interaction(s, item)
             early = [] if existed else [v.value for v in votes_for(s, iid)]
@@ -92,14 +155,11 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             safe_posterior(item.intent, item.response_id, None, value)
         return "stored"
 
-    @app.task(name=RECORD_VOTE, **RETRY)
-    def record_vote(self: Task, **payload: Any) -> str:
-        try:
-            vote = Vote.model_validate(payload.get("vote"))
-        except ValidationError as exc:
-            return drop(RECORD_VOTE, str(exc), payload)
+    def store_vote(vote: Vote) -> str:
         iid = str(vote.interaction_id)
         with session_scope(engine) as s:
+            if forgotten_before(s, vote.rater, vote.at):
+                return _note_forgotten(s, RECORD_VOTE)
             old = live_vote(s, iid, vote.rater)
             if not upsert_vote(s, vote):
                 return "stale"  # delivered after a newer vote by the same rater: nothing changes
@@ -108,17 +168,10 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             safe_posterior(target[0], target[1], old, vote.value)
         return "stored"
 
-    @app.task(name=WITHDRAW_VOTE, **RETRY)
-    def withdraw_vote(self: Task, **payload: Any) -> str:
-        try:
-            iid = str(uuid.UUID(str(payload["interaction_id"])))
-            rater = str(payload["rater"])
-            platform = str(payload.get("platform") or "unknown")
-            # payloads sent before withdrawals carried a time have none: take it as of now
-            at = datetime.fromisoformat(payload["at"]) if payload.get("at") else datetime.now(UTC)
-        except (KeyError, ValueError, TypeError) as exc:
-            return drop(WITHDRAW_VOTE, f"bad payload: {exc}", payload)
+    def store_withdrawal(iid: str, rater: str, platform: str, at: datetime) -> str:
         with session_scope(engine) as s:
+            if forgotten_before(s, rater, at):
+                return _note_forgotten(s, WITHDRAW_VOTE)
             applied, old = store_withdraw(s, iid, rater, platform, at)
             if not applied:
                 return "stale"  # the rater voted again after this withdrawal
@@ -127,15 +180,71 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             safe_posterior(target[0], target[1], old, None)
         return "withdrawn" if old is not None else "absent"
 
-    @app.task(name=FORGET_USER, **RETRY)
+    def erase(user: str, at: datetime) -> dict[str, int]:
+        with session_scope(engine) as s:
+            done = forget_user(s, user, at)
+        resync(done.intents)  # the user's votes leave the posteriors serving samples from
+        log.info(
+            "forgot a user: %d interactions, %d votes, %d dropped tasks, %d prompts quoting them",
+            done.interactions,
+            done.votes,
+            done.dropped,
+            done.prompts,
+        )
+        return {
+            "interactions": done.interactions,
+            "votes": done.votes,
+            "dropped_tasks": done.dropped,
+            "prompts": done.prompts,
+        }
+
+    @app.task(name=RECORD_INTERACTION, **TASK)
+    def record_interaction(self: Task, **payload: Any) -> str:
+        try:
+            item = Interaction.model_validate(payload.get("interaction"))
+        except ValidationError as exc:
+            return drop(RECORD_INTERACTION, brief(exc), payload)
+        return str(durable(self, RECORD_INTERACTION, payload, lambda: store_interaction(item)))
+
+    @app.task(name=RECORD_VOTE, **TASK)
+    def record_vote(self: Task, **payload: Any) -> str:
+        try:
+            vote = Vote.model_validate(payload.get("vote"))
+        except ValidationError as exc:
+            return drop(RECORD_VOTE, brief(exc), payload)
+        return str(durable(self, RECORD_VOTE, payload, lambda: store_vote(vote)))
+
+    @app.task(name=WITHDRAW_VOTE, **TASK)
+    def withdraw_vote(self: Task, **payload: Any) -> str:
+        try:
+            iid = str(uuid.UUID(str(payload["interaction_id"])))
+            rater = str(payload["rater"])
+            platform = str(payload.get("platform") or "unknown")
+            # payloads sent before withdrawals carried a time have none: take it as of now,
+            # written into the payload so a retry or a dead letter keeps that time
+            if not payload.get("at"):
+                payload = {**payload, "at": datetime.now(UTC).isoformat()}
+            at = datetime.fromisoformat(payload["at"])
+        except (KeyError, ValueError, TypeError) as exc:
+            return drop(WITHDRAW_VOTE, f"bad payload: {exc}", payload)
+        work = lambda: store_withdrawal(iid, rater, platform, at)  # noqa: E731
+        return str(durable(self, WITHDRAW_VOTE, payload, work))
+
+    @app.task(name=FORGET_USER, **TASK)
     def forget(self: Task, **payload: Any) -> dict[str, int] | str:
         user = payload.get("user")
         if not isinstance(user, str) or not user:
             return drop(FORGET_USER, "missing user", payload)
-        with session_scope(engine) as s:
-            n_inter, n_votes = forget_user(s, user)
-        log.info("forgot a user: %d interactions, %d votes", n_inter, n_votes)
-        return {"interactions": n_inter, "votes": n_votes}
+        try:
+            # the tombstone's time: when the user asked, if the producer says; else when this
+            # worker first saw it, written into the payload so a retry or redrive keeps it
+            if not payload.get("at"):
+                payload = {**payload, "at": datetime.now(UTC).isoformat()}
+            at = datetime.fromisoformat(str(payload["at"]))
+        except ValueError as exc:
+            return drop(FORGET_USER, f"bad time: {exc}", payload)
+        result: dict[str, int] | str = durable(self, FORGET_USER, payload, lambda: erase(user, at))
+        return result
 
     @app.task(name=RETRAIN_IF_DUE, bind=True, acks_late=True, shared=False)
     def retrain_if_due(self: Task, force: bool = False) -> dict[str, Any]:
@@ -143,3 +252,5 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         from learning.retrain.run import retrain_if_due as run
 
         return run(settings, engine, force=force)
+
+    register_maintenance(app, settings, engine, posteriors)

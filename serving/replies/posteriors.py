@@ -90,7 +90,9 @@ def _fold(fields: dict[str, float]) -> dict[str, Posterior]:
         rid, _, part = key.rpartition("|")
         if part in ("a", "b") and rid:
             slot = out.setdefault(rid, [1.0, 1.0])
-            slot[0 if part == "a" else 1] += float(val)
+            # a count below zero (an increment lost in a Redis blip, then a withdrawal) would
+            # make betavariate raise on every message of the intent: it counts as no votes
+            slot[0 if part == "a" else 1] += max(0.0, float(val))
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 

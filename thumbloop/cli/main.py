@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import click
 
-from thumbloop.cli import bot, db, learning, model, ops, serve, stack
+from thumbloop.cli import bot, db, learning, model, ops, review, serve, stack
 from thumbloop.cli.context import LazyGroup
 from thumbloop.settings import Settings
 
@@ -51,6 +51,6 @@ def main() -> None:
         sys.exit(130)
 
 
-for _module in (db, model, serve, learning, ops, stack, bot):
+for _module in (db, model, serve, learning, ops, stack, bot, review):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

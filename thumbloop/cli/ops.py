@@ -1,4 +1,4 @@
-"""Operator commands: `thumbloop config`, `thumbloop forget`, `thumbloop backfill`."""
+"""Operator commands: `thumbloop config`, `forget`, `backfill`, `redrive`, `reconcile`."""
 
 from __future__ import annotations
 
@@ -65,11 +65,11 @@ def forget(ctx: click.Context, platform: str, user_id: str) -> None:
     here exactly as the bots hash it and sent through the queue like the bots' /forget.
     """
     from thumbloop import task_names as tasks
-    from thumbloop.identity import hash_id
+    from thumbloop.identity import hash_id, resolve_keys
     from thumbloop.queue import TaskQueue
 
     settings = settings_of(ctx)
-    user = hash_id(settings.hmac_secret.get_secret_value(), platform, user_id)
+    user = hash_id(resolve_keys(settings).id_key, platform, user_id)
     queue = TaskQueue(settings.effective_broker_url)
     try:
         queue.send(tasks.FORGET_USER, tasks.forget_payload(user, platform))
@@ -141,4 +141,76 @@ def backfill(ctx: click.Context, path: Path, dry_run: bool) -> None:
     click.echo(f"queued {summary}")
 
 
-COMMANDS = [config, forget, backfill]
+@click.command()
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Also the dead letters that failed more than THUMBLOOP_REDRIVE_MAX_ATTEMPTS times "
+    "(once what failed them is fixed).",
+)
+@click.pass_context
+def redrive(ctx: click.Context, everything: bool) -> None:
+    """Send dead letters through the queue again: tasks that ran out of retries, e.g. votes
+    that came in while the database was down.
+
+    The ones the worker could only leave on the broker are moved into the dropped_tasks table
+    first. Recording is idempotent, so a task sent twice is stored once. Beat does the same
+    every THUMBLOOP_REDRIVE_INTERVAL_S.
+    """
+    from learning.worker.broker import broker_connection
+    from learning.worker.dead_letters import reason_of
+    from learning.worker.dead_letters import redrive as run
+    from thumbloop.queue import TaskQueue
+    from thumbloop.store.db import make_engine, upgrade
+
+    settings = settings_of(ctx)
+    upgrade(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url)
+    queue = TaskQueue(settings.effective_broker_url)
+    limit = None if everything else settings.learning.redrive_max_attempts
+    try:
+        with broker_connection(settings) as conn:
+            done = run(conn, engine, queue.send, limit)
+    except Exception as exc:
+        raise click.ClickException(f"redrive stopped: {reason_of(exc)}") from exc
+    finally:
+        queue.close()
+        engine.dispose()
+    click.echo(
+        f"re-sent {done.sent} dead letters ({done.absorbed} taken from the broker first, "
+        f"{done.forgotten} discarded: their user asked to be forgotten); "
+        f"{done.exhausted} failed too often and wait for --all"
+    )
+
+
+@click.command()
+@click.pass_context
+def reconcile(ctx: click.Context) -> None:
+    """Rebuild the Redis reply posteriors from the votes table, the source of truth.
+
+    Beat does it every THUMBLOOP_RECONCILE_INTERVAL_S; run it after restoring Redis or the
+    database from a backup.
+    """
+    from learning.worker.posterior_sync import PosteriorWriter
+    from learning.worker.posterior_sync import reconcile as run
+    from thumbloop.store.db import make_engine, session_scope
+
+    settings = settings_of(ctx)
+    if not settings.redis_url:
+        raise click.ClickException(
+            "THUMBLOOP_REDIS_URL is not set: without Redis, serving counts the posteriors from "
+            "the votes table itself and there is nothing to reconcile"
+        )
+    engine = make_engine(settings.effective_database_url)
+    writer = PosteriorWriter(settings.redis_url, settings.model_name)
+    try:
+        with session_scope(engine) as s:
+            n = run(s, writer)
+    finally:
+        writer.close()
+        engine.dispose()
+    click.echo(f"reply posteriors of {n} intents rebuilt from the votes table")
+
+
+COMMANDS = [config, forget, backfill, redrive, reconcile]

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from thumbloop.cli.context import settings_of
+from thumbloop.identity import ensure_home_keys
 from thumbloop.settings import Settings
 
 
@@ -63,7 +64,11 @@ def up(
             "Choose others with --port / --mlflow-port."
         )
     _prepare(ctx, settings, domain_dir or settings.learning.domain_dir)
+    # the bots refuse the built-in dev key: a local stack without keys gets its own, per home
+    keys_file = ensure_home_keys(settings)
     click.echo(stack.banner(settings, opts, procs))
+    if keys_file is not None:
+        click.echo(f"  keys         {keys_file} (random, this home only; set THUMBLOOP_ID_KEY …)")
     stack.announce_when_ready(stack.serving_url(opts))
     code = stack.run(procs, stack.child_env(settings, opts))
     ctx.exit(code)

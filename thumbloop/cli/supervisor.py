@@ -102,8 +102,17 @@ def plan(settings: Settings, opts: StackOptions) -> list[StackProcess]:
                 ),
             )
         )
+    if review_enabled(settings):
+        procs.append(StackProcess("review", (*me, "review")))
     procs += [StackProcess(bot, (*me, "bot", bot)) for bot in enabled_bots(settings)]
     return procs
+
+
+def review_enabled(settings: Settings) -> bool:
+    """The review inbox runs once someone may log in to it (it refuses to start otherwise)."""
+    from learning.review.users import read_users_file, users_file
+
+    return settings.review.review_users is not None or bool(read_users_file(users_file(settings)))
 
 
 def child_env(settings: Settings, opts: StackOptions) -> dict[str, str]:
@@ -125,6 +134,8 @@ def busy_ports(settings: Settings, opts: StackOptions) -> list[int]:
     ports = [opts.port]
     if opts.mlflow_ui and embedded_mlflow(settings):
         ports.append(opts.mlflow_port)
+    if review_enabled(settings):
+        ports.append(settings.review.review_port)
     busy = []
     for port in ports:
         with socket.socket() as s:
@@ -153,7 +164,13 @@ def banner(settings: Settings, opts: StackOptions, procs: list[StackProcess]) ->
             or "none (set THUMBLOOP_TELEGRAM_TOKEN or THUMBLOOP_SLACK_BOT_TOKEN to add one)"
         ),
         f"  chat         thumbloop chat --api {api}   (in another terminal)",
-        "  stop         Ctrl-C",
+        "  review       "
+        + (
+            f"http://{settings.review.review_host}:{settings.review.review_port}"
+            if review_enabled(settings)
+            else "off (thumbloop review add-user NAME, then restart)"
+        ),
+        "  stop         Ctrl-C (or SIGTERM, SIGHUP)",
     ]
     return "\n".join(lines)
 

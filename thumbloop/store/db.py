@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -10,8 +11,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, case, create_engine, delete, select, text
+from sqlalchemy import Engine, case, create_engine, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from thumbloop.contracts import Interaction, Vote
@@ -21,9 +23,32 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def make_engine(url: str) -> Engine:
+    """An engine whose errors never quote the rows they were writing: an error is logged (a
+    Celery retry, a failed task) and a row holds a user's message. ``hide_parameters`` keeps
+    the bound values out of SQLAlchemy's messages; :func:`_hide_row_values` the database's own
+    quotes of them."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    event.listen(engine, "handle_error", _hide_row_values)
+    return engine
+
+
+# PostgreSQL's DETAIL ("Failing row contains (...)", "Key (...)=(...)") and CONTEXT lines quote
+# the values written; its first line names the constraint, which is what an operator needs
+_QUOTING_LINES = re.compile(r"^(DETAIL|CONTEXT): .*$", re.MULTILINE)
+
+
+def _hide_row_values(ctx: ExceptionContext) -> None:
+    orig = ctx.original_exception
+    message = str(orig)
+    hidden = _QUOTING_LINES.sub(r"\1:  (hidden: it can quote the values written)", message)
+    if hidden == message:
+        return
+    orig.args = (hidden,)  # what a traceback prints for the driver's exception
+    wrapped = ctx.sqlalchemy_exception
+    if wrapped is not None:  # its message was built from the driver's before this hook ran
+        wrapped.args = (f"({type(orig).__module__}.{type(orig).__name__}) {hidden}",)
 
 
 def alembic_config(url: str) -> Config:
@@ -49,7 +74,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def _insert_for(session: Session):  # type: ignore[no-untyped-def]
+def insert_for(session: Session):  # type: ignore[no-untyped-def]
+    """The dialect's INSERT, which has ON CONFLICT (PostgreSQL and SQLite)."""
     return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert  # type: ignore[union-attr]
 
 
@@ -73,9 +99,10 @@ def upsert_interaction(session: Session, item: Interaction) -> None:
         "reply_prompt": (
             [m.model_dump() for m in item.reply_prompt] if item.reply_prompt is not None else None
         ),
-        "created_at": item.at,
+        # one zone for every stored time: SQLite compares them as text (retention's cutoff)
+        "created_at": item.at.astimezone(UTC) if item.at.tzinfo else item.at.replace(tzinfo=UTC),
     }
-    stmt = _insert_for(session)(InteractionRow).values(**values)
+    stmt = insert_for(session)(InteractionRow).values(**values)
     session.execute(stmt.on_conflict_do_nothing(index_elements=["interaction_id"]))
 
 
@@ -121,7 +148,7 @@ def _cast(
 ) -> bool:
     # one zone for every stored time: SQLite compares them as text
     at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
-    stmt = _insert_for(session)(VoteRow).values(
+    stmt = insert_for(session)(VoteRow).values(
         interaction_id=interaction_id,
         rater=rater,
         value=value,
@@ -152,14 +179,3 @@ def votes_for(session: Session, interaction_id: str) -> list[VoteRow]:
     return list(
         session.scalars(select(VoteRow).where(VoteRow.interaction_id == interaction_id, LIVE))
     )
-
-
-def forget_user(session: Session, user_hash: str) -> tuple[int, int]:
-    """Delete a user's interactions and votes (withdrawals too); returns (interactions, votes)
-    removed, counting live votes."""
-    votes: Any = session.execute(delete(VoteRow).where(VoteRow.rater == user_hash, LIVE))
-    session.execute(delete(VoteRow).where(VoteRow.rater == user_hash))
-    inter: Any = session.execute(
-        delete(InteractionRow).where(InteractionRow.user_hash == user_hash)
-    )
-    return int(inter.rowcount or 0), int(votes.rowcount or 0)

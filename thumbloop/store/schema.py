@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 tables: interactions, votes, training runs.
+"""SQLAlchemy 2 tables: interactions, votes, dropped tasks, forgotten users, training runs.
 
 Votes carry no foreign key to interactions on purpose: a vote may arrive before the
 interaction it rates (two queues, two workers) and is joined later by id.
@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -38,12 +39,14 @@ class InteractionRow(Base):
     platform: Mapped[str] = mapped_column(String(32))
     user_hash: Mapped[str] = mapped_column(String(128), index=True)
     conversation_hash: Mapped[str] = mapped_column(String(128), index=True)
-    text: Mapped[str] = mapped_column(Text)
+    # the user's message, the reply and the prompt are NULL once retention redacted them
+    # (THUMBLOOP_RETENTION_DAYS); the labels and votes stay, retrains skip the row
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
     intent: Mapped[str] = mapped_column(String(128))
     intent_confidence: Mapped[float] = mapped_column(Float)
     sentiment: Mapped[str] = mapped_column(String(16))
     response_id: Mapped[str] = mapped_column(String(256))
-    reply_text: Mapped[str] = mapped_column(Text)
+    reply_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     model_version: Mapped[str] = mapped_column(String(64), index=True)
     message_ref: Mapped[str | None] = mapped_column(String(256), nullable=True, index=True)
     # how the reply was made; the prompt only for generated replies (votes on them train it)
@@ -77,7 +80,17 @@ WITHDRAWN = 0
 LIVE = VoteRow.value != WITHDRAWN  # the filter every reader of votes applies
 
 
+MALFORMED, FAILED, FORGOTTEN = "malformed", "failed", "forgotten"  # DroppedTaskRow.kind
+
+
 class DroppedTaskRow(Base):
+    """A task the worker did not store. ``malformed``: a payload that never will be (kept to
+    read). ``failed``: a dead letter, a task that ran out of retries (the database was down
+    longer than the retry budget): ``thumbloop redrive`` and beat send it again, then blank its
+    payload; ``fingerprint`` (task and payload hashed) makes a dead letter recorded twice one
+    row, and ``attempts`` counts how often it failed for good. ``forgotten``: a task for a user
+    who asked to be forgotten before it was sent (no payload kept)."""
+
     __tablename__ = "dropped_tasks"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -85,6 +98,22 @@ class DroppedTaskRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
     dropped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    kind: Mapped[str] = mapped_column(String(16), default=MALFORMED, server_default=MALFORMED)
+    fingerprint: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, unique=True, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    redriven_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ForgottenUserRow(Base):
+    """A /forget tombstone: interactions and votes of this user made before ``forgotten_at``
+    that reach the worker later (a retry, a redelivery, a bot's outbox) are dropped."""
+
+    __tablename__ = "forgotten_users"
+
+    user_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    forgotten_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class TrainingRunRow(Base):
@@ -99,3 +128,67 @@ class TrainingRunRow(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# --- The review inbox (learning/review; migration 0006) ---
+
+REVIEW_ACTIONS = ("confirm", "relabel", "out_of_scope", "ignore")
+
+
+class ReviewItemRow(Base):
+    """The review inbox's index: each interaction's near-duplicate group and what the inbox
+    filters on, copied once so a page of groups is one scan of one table. The review app
+    writes it as interactions arrive (the key is computed in Python); actions set
+    ``reviewed``; ``gone`` marks a message blanked by retention. A forgotten user's rows are
+    left out through ``forgotten_users`` at once, and deleted at the next sync."""
+
+    __tablename__ = "review_items"
+    # clustered by group on SQLite (the primary key is the table's order): the inbox reads whole
+    # groups and scans the table in group order, so rows of one group sit together
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    group_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    interaction_id: Mapped[str] = mapped_column(String(36), primary_key=True, unique=True)
+    user_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    intent: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    platform: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float] = mapped_column(Float)
+    unsure: Mapped[bool] = mapped_column(Boolean)  # the reply asked to clarify
+    reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
+    gone: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReviewActionRow(Base):
+    """The log of reviewers' actions: one row per action on a group, never changed."""
+
+    __tablename__ = "review_actions"
+    __table_args__ = (
+        CheckConstraint(
+            "action IN ('confirm', 'relabel', 'out_of_scope', 'ignore')", name="ck_review_action"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    reviewer: Mapped[str] = mapped_column(String(128), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    group_key: Mapped[str] = mapped_column(String(64))
+    interaction_ids: Mapped[list[str]] = mapped_column(JSON)
+    count: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
+
+
+class ReviewedInteractionRow(Base):
+    """The latest review of each interaction (the log is ``review_actions``): what the inbox
+    leaves out and what a retrain reads as gold labels (``label`` is None for ``ignore``)."""
+
+    __tablename__ = "reviewed_interactions"
+
+    interaction_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    action_id: Mapped[int] = mapped_column(Integer, index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    reviewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)

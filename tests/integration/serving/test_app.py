@@ -1,14 +1,19 @@
 """The serving worker for real: uvicorn on loopback, a model from a real MLflow store,
-batching observed through /metrics, an alias move under load, a broken version, Redis down."""
+batching observed through /metrics, an alias move under load, a broken version, a version whose
+outputs are NaN, a hung model process, Redis down."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
-import shutil
+import signal
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +22,9 @@ from learning.registry.client import configure
 from learning.registry.versions import log_and_register
 from serving.app import create_app
 from serving.client import ServingClient, ServingRejected, ServingUnavailable
+from serving.state import ServingState
 from tests.integration.servers import run_uvicorn
+from tests.integration.serving.bundles import corrupt_heads, nan_heads
 from tests.services import redis_url
 from thumbloop.contracts import IncomingMessage, Prediction
 from thumbloop.model.device import cpu_has_native_bf16
@@ -53,17 +60,17 @@ def serve_settings(tiny_settings: Settings) -> Settings:
 def versions(
     tiny_registered, serve_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """v1 (champion) and v2: the same good bundle; v3: a bundle whose heads are corrupt."""
+    """v1 (champion) and v2: the same good bundle; v3: a bundle whose heads are corrupt; v4: one
+    whose intent head's weights are NaN (it loads, and answers NaN)."""
     good = tiny_registered.bundle_dir
     v1 = _register(serve_settings, good, "test")
     v2 = _register(serve_settings, good, "test")
-    broken = tmp_path_factory.mktemp("broken") / "bundle"
-    shutil.copytree(good, broken)
-    (broken / "heads.safetensors").write_bytes(b"not a safetensors file")
-    v3 = _register(serve_settings, broken, "broken")
+    tmp = tmp_path_factory.mktemp("bad")
+    v3 = _register(serve_settings, corrupt_heads(good, tmp / "broken"), "broken")
+    v4 = _register(serve_settings, nan_heads(good, tmp / "nan"), "broken")
     client = configure(serve_settings)
     client.set_registered_model_alias(NAME, "champion", v1)
-    return {"v1": v1, "v2": v2, "v3": v3}
+    return {"v1": v1, "v2": v2, "v3": v3, "v4": v4}
 
 
 @pytest.fixture(scope="module")
@@ -220,14 +227,25 @@ async def test_alias_move_under_load_swaps_without_failures(
     assert all(v == v2 for v in seen[first_v2 + 8 :]), "requests went back to the old version"
 
 
+def _failed_loads(server: str) -> float:
+    return _metric(
+        httpx.get(f"{server}/metrics").text, 'thumbloop_model_loads_total{result="failed"}'
+    )
+
+
+@pytest.mark.parametrize("bad", ["v3", "v4"], ids=["corrupt", "nan-outputs"])
 def test_broken_version_keeps_the_old_one_serving(
-    server: str, serve_settings: Settings, versions: dict[str, str]
+    server: str, serve_settings: Settings, versions: dict[str, str], bad: str
 ) -> None:
-    before = httpx.get(f"{server}/v1/model").json()["version"]
-    configure(serve_settings).set_registered_model_alias(NAME, "champion", versions["v3"])
+    registry = configure(serve_settings)
+    registry.set_registered_model_alias(NAME, "champion", versions["v1"])
+    before = f"{NAME}/{versions['v1']}"
+    _wait_for_version(server, before)  # not still swapping back from an earlier test's move
+    failed = _failed_loads(server)
+    registry.set_registered_model_alias(NAME, "champion", versions[bad])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if 'thumbloop_model_loads_total{result="failed"}' in httpx.get(f"{server}/metrics").text:
+        if _failed_loads(server) > failed:
             break
         time.sleep(0.3)
     else:
@@ -235,7 +253,58 @@ def test_broken_version_keeps_the_old_one_serving(
     r = httpx.post(f"{server}/v1/predict", json={"text": "I want to change my PIN"})
     assert r.status_code == 200
     assert r.json()["model_version"] == before == httpx.get(f"{server}/v1/model").json()["version"]
-    configure(serve_settings).set_registered_model_alias(NAME, "champion", versions["v1"])
+    registry.set_registered_model_alias(NAME, "champion", versions["v1"])
+
+
+class _HeldStarts:
+    """A start context whose processes start only once ``go`` is set: a restart in progress."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx, self.go = ctx, threading.Event()
+
+    def Pipe(self) -> Any:  # multiprocessing's names
+        return self._ctx.Pipe()
+
+    def Process(self, **kwargs: Any) -> Any:
+        self.go.wait(120)
+        return self._ctx.Process(**kwargs)
+
+
+def test_a_hung_model_process_fails_its_batch_and_readyz_is_503_until_it_is_back(
+    serve_settings: Settings, tmp_path: Path, tiny_registered: Any
+) -> None:
+    one = serve_settings.replace(
+        home=tmp_path, redis_url=None, model_processes=1, model_batch_timeout_s=1.0
+    )
+    front = create_app(one, str(tiny_registered.bundle_dir))
+    state: ServingState = front.app.state.serving  # type: ignore[attr-defined]
+    with run_uvicorn(front) as base:
+        active = state.holder.current
+        assert active is not None and active.pool is not None
+        pool = active.pool
+        held = _HeldStarts(pool._ctx)
+        pool._ctx = held
+        hung = pool.pids[0]
+        assert hung is not None
+        os.kill(hung, signal.SIGSTOP)
+        try:
+            r = httpx.post(f"{base}/v1/predict", json={"text": "hi"}, timeout=60)
+            assert r.status_code == 500 and "did not answer" in r.json()["detail"], r.text
+            # its only process is starting again: not ready, though alive
+            ready = httpx.get(f"{base}/readyz")
+            assert ready.status_code == 503, ready.text
+            assert httpx.get(f"{base}/healthz").status_code == 200
+        finally:
+            held.go.set()
+            with suppress(ProcessLookupError):  # a failed test must not leave it stopped
+                os.kill(hung, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{base}/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "the model process never came back"
+            time.sleep(0.1)
+        r = httpx.post(f"{base}/v1/predict", json={"text": "hi"}, timeout=60)
+        assert r.status_code == 200, r.text
+        assert pool.pids[0] not in (None, hung)
 
 
 def test_replies_still_come_when_redis_is_down(

@@ -1,15 +1,16 @@
 """Model processes for real: children forked from the preloaded fork server that load the tiny
-bundle, answer batches like the in-process model, survive a killed process, refuse a broken
-bundle, and stop when retired."""
+bundle, answer batches like the in-process model, survive a killed or hung process, refuse a broken
+bundle or one whose outputs are NaN, and stop when retired."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch
 from serving.batcher import BatchFailed
 from serving.engine import ActiveModel, ModelHolder
 from serving.pool import ModelPool, PoolConfig, PoolError, PoolRetired, pool_size
+from tests.integration.serving.bundles import corrupt_heads, nan_heads
 from thumbloop.model.bundle import load_bundle
 
 TEXTS = ["my card has not arrived yet", "I want to change my PIN", "hi", "top up failed twice"]
@@ -112,13 +114,60 @@ def test_a_killed_process_fails_its_batch_and_comes_back(pool: ModelPool) -> Non
 def test_a_bundle_that_cannot_load_is_refused_with_the_childs_error(
     bundle_dir: Path, tmp_path: Path
 ) -> None:
-    broken = tmp_path / "bundle"
-    shutil.copytree(bundle_dir, broken)
-    (broken / "heads.safetensors").write_bytes(b"not a safetensors file")
+    broken = corrupt_heads(bundle_dir, tmp_path / "bundle")
     p = ModelPool(broken, "tiny/broken", str(broken), CFG)
     with pytest.raises(PoolError, match="could not load the model"):
         p.start()
     _wait_dead(p.pids)
+
+
+def test_a_bundle_whose_outputs_are_nan_is_refused_at_warm_up(
+    bundle_dir: Path, tmp_path: Path
+) -> None:
+    nan = nan_heads(bundle_dir, tmp_path / "bundle")
+    p = ModelPool(nan, "tiny/nan", str(nan), CFG)
+    with pytest.raises(PoolError, match=r"ModelCheckFailed: .* not finite"):
+        p.start()
+    _wait_dead(p.pids)
+
+
+# a batch larger than the socket's buffer: its send blocks while the process does not read
+BIG_BATCH = [f"{i} " * 4_000 for i in range(64)]
+
+
+@pytest.mark.parametrize("texts", [TEXTS, BIG_BATCH], ids=["small-batch", "big-batch"])
+def test_a_hung_process_fails_its_batch_and_is_replaced(bundle_dir: Path, texts: list[str]) -> None:
+    p = ModelPool(bundle_dir, "tiny/1", str(bundle_dir), replace(CFG, batch_timeout_s=2.0))
+    p.start()
+    hung = p.pids[0]
+    assert hung is not None
+    try:
+        restarts = threading.Event()
+        p._on_restart = restarts.set
+        os.kill(hung, signal.SIGSTOP)
+        failures: list[Exception] = []
+
+        def lane_0() -> None:
+            try:
+                p.run(0, texts)
+            except Exception as exc:
+                failures.append(exc)
+
+        waiting = threading.Thread(target=lane_0, daemon=True)
+        waiting.start()
+        assert [o.intent for o in p.run(1, TEXTS)]  # the other lane answers meanwhile
+        waiting.join(60)
+        assert not waiting.is_alive(), "the batch on the hung process never ended"
+        assert [type(e) for e in failures] == [BatchFailed]
+        assert "did not answer within 2 s" in str(failures[0])
+        _wait_dead([hung])  # killed, though it was stopped
+        assert restarts.wait(60)
+        assert p.pids[0] not in (None, hung) and p.working_lanes == 2
+        assert len(p.run(0, TEXTS)) == len(TEXTS)  # the new process answers
+    finally:
+        with suppress(ProcessLookupError):  # a failed test must not leave it stopped
+            os.kill(hung, signal.SIGKILL)
+        p.close()
 
 
 class _FailingStarts:

@@ -70,6 +70,8 @@ def parse_thumbloop(argv: list[str]) -> tuple[tuple[str, ...], dict[str, Any]]:
     while isinstance(command, click.Group):
         split = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
         if split is None:
+            if command.invoke_without_command:  # a group that also runs by itself
+                break
             raise click.UsageError(f"{shlex.join(argv)}: names no subcommand of {name}")
         ctx = command.make_context(name, args[: split + 1], parent=ctx)
         sub = command.get_command(ctx, args[split])  # the lazy `bot` group imports its module

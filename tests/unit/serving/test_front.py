@@ -40,6 +40,19 @@ BAD_BODIES: list[tuple[bytes, dict[str, str]]] = [
     ('{"text": "é", "platform": "télex"}'.encode(), JSON),  # the error echoes non-ASCII input
     (b'{"text": "\xff"}', JSON),  # not UTF-8: 400
     (b"[" * 5000, JSON),  # nested too deep: 400
+    (b"[" * 900 + b"]" * 900, JSON),  # nested deep but parsed: the echoed input is cut
+    # what JSON carries but an answer cannot simply echo: lone surrogates (escaped, or as the
+    # bytes Python's JSON reader decodes to one), NaN and the infinities, non-UTF-8 bytes
+    (b'{"text": "\\ud800"}', JSON),
+    (b'{"text": "hi \\udfff there"}', JSON),
+    (b'{"text": "\xed\xa0\x80"}', JSON),
+    (b'{"text": "hi", "platform": "\\ud800"}', JSON),
+    (b'{"text": "hi", "conversation_id": "\\udc00"}', JSON),
+    (b'{"text": "hi", "history": [{"role": "user", "text": "\\udc00"}]}', JSON),
+    (b'{"text": "hi", "\\ud800": 1}', JSON),
+    (b'{"text": NaN}', JSON),
+    (b"[Infinity, -Infinity]", JSON),
+    (b"\xff\xfe", {"content-type": "text/plain"}),
     (b'{"text": "hi"}', {"content-type": "text/plain"}),
     (b'{"text": "hi"}', {"content-type": "application/vnd.api+json"}),
     (b'{"text": "hi"}', {}),
@@ -57,6 +70,18 @@ def test_answers_like_the_fastapi_route(
     for header in ("content-type", "retry-after"):
         assert fast.headers.get(header) == reference.headers.get(header)
     assert fast.status_code in (400, 422, 503)
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"text": "\\ud800"}', b'{"text": "a\\udfffb"}', b'{"text": "\xed\xa0\x80"}']
+)
+def test_a_lone_surrogate_in_the_text_is_422_not_500(front: ServingFront, body: bytes) -> None:
+    r = TestClient(front).post("/v1/predict", content=body, headers=JSON)
+    assert r.status_code == 422, r.text
+    r.content.decode()  # a well-formed answer: the surrogate is not echoed as such
+    [error] = r.json()["detail"]
+    assert error["type"] == "string_unicode" and error["loc"] == ["body", "text"]
+    assert "\ufffd" in error["input"]
 
 
 def test_a_valid_message_without_a_model_is_503_with_retry_after(front: ServingFront) -> None:

@@ -14,8 +14,9 @@ from celery.signals import task_prerun
 from bots.slack.app import build_http_app, build_slack_bot
 from serving.app import create_app
 from tests.integration.bots.slack.loop import (
-    HMAC_SECRET,
+    ID_KEY,
     REDIS_URL,
+    SIGNING_KEY,
     SIGNING_SECRET,
     Running,
     Worker,
@@ -92,7 +93,8 @@ def running(
         serving_url=serving_url,
         broker_url=REDIS_URL,
         redis_url=REDIS_URL,
-        hmac_secret=HMAC_SECRET,
+        id_key=ID_KEY,
+        signing_key=SIGNING_KEY,
     )
     bot = build_slack_bot(settings, http=True, outbox_backoff_s=0.2)
     with run_uvicorn(build_http_app(bot), ready_path="/healthz") as base:

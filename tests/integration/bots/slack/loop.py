@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from bots.common.signing import SigningKeys
 from bots.slack.app import SlackBot
 from tests.integration.fakes.slack_api import Call, FakeSlackApi, SlackDelivery
 from tests.services import redis_url
@@ -22,7 +23,9 @@ from thumbloop.store.schema import InteractionRow
 
 REDIS_URL = redis_url(13)  # the loop's own database: flushed before and after
 SIGNING_SECRET = "slack-signing-secret-for-tests"
-HMAC_SECRET = "slack-hmac-secret-for-tests"
+ID_KEY = "slack-id-key-for-tests"  # hashes ids
+SIGNING_KEY = "slack-signing-key-for-tests"  # signs buttons: a key of its own
+KEYS = SigningKeys(SIGNING_KEY)
 ALICE, BOB = "U0ALICE01", "U0BOB0001"
 DM_ALICE = "D0ALICE01"
 _ts = itertools.count(1)
@@ -33,7 +36,7 @@ def new_ts() -> str:
 
 
 def h(raw: str) -> str:
-    return hash_id(HMAC_SECRET, "slack", raw)
+    return hash_id(ID_KEY, "slack", raw)
 
 
 @dataclass

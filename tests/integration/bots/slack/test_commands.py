@@ -9,7 +9,7 @@ from bots.common.signing import verify_vote
 from bots.slack.texts import UP_ACTION
 from tests.integration.bots.slack.loop import (
     ALICE,
-    HMAC_SECRET,
+    KEYS,
     Running,
     Worker,
     h,
@@ -36,7 +36,7 @@ def test_slash_command_help_privacy_and_forget(
     assert "&lt;dance&gt;" in unknown and "/thumbloop help" in unknown
 
     _, call = say(running, fake, "what is my exchange rate", user=carol, channel=dm)
-    iid, _ = verify_vote(HMAC_SECRET, call.button(UP_ACTION)["value"])
+    iid, _ = verify_vote(KEYS, call.button(UP_ACTION)["value"])
     running.slack.block_actions(carol, dm, call.as_message(), call.button(UP_ACTION))
     wait_until(lambda: votes(worker.engine, str(iid)), "carol's vote")
     wait_until(lambda: interactions(worker.engine, h(carol)), "carol's interaction")

@@ -15,7 +15,7 @@ from tests.integration.bots.slack.loop import (
     ALICE,
     BOB,
     DM_ALICE,
-    HMAC_SECRET,
+    KEYS,
     SIGNING_SECRET,
     Running,
     Worker,
@@ -70,7 +70,7 @@ def test_retried_deliveries_never_give_a_second_reply_or_vote(
     retries: tuple[int | None, ...] = (None, 1, 2)
     for retry in retries:
         assert running.slack.event(reaction, rid, retry_num=retry).status_code == 200
-    iid, _ = verify_vote(HMAC_SECRET, call.button(UP_ACTION)["value"])
+    iid, _ = verify_vote(KEYS, call.button(UP_ACTION)["value"])
     wait_until(lambda: votes(worker.engine, str(iid)) == [(h(BOB), 1)], "the reaction vote")
 
     # a later message is answered: everything before it has been handled by then

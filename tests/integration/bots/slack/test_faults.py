@@ -22,7 +22,7 @@ import pytest
 import redis
 from websockets.sync.server import Server, ServerConnection, serve
 
-from bots.common.signing import sign_vote
+from bots.common.signing import SigningKeys, sign_vote
 from bots.slack.app import SlackBot, build_http_app, build_slack_bot, run_socket_mode
 from bots.slack.texts import APOLOGY, STATUS_BLOCK_ID, UP_ACTION, VOTE_BLOCK_ID, reply_blocks
 from tests.integration.fakes.slack_api import (
@@ -120,7 +120,8 @@ def test_votes_wait_for_a_broker_outage_and_are_sent_when_it_ends(
     settings = settings_for(fake, tmp_path, broker_url=f"redis://127.0.0.1:{port}/0")
     bot = build_slack_bot(settings, http=True, outbox_backoff_s=0.2)
     iid = uuid.uuid4()
-    up, down = sign_vote(HMAC_SECRET, iid, 1), sign_vote(HMAC_SECRET, iid, -1)
+    keys = SigningKeys(HMAC_SECRET)  # the one key of a deployment from before the split
+    up, down = sign_vote(keys, iid, 1), sign_vote(keys, iid, -1)
     blocks = reply_blocks("Your card is on its way.", up, down)
     msg = {"type": "message", "ts": "1700000000.000100", "text": "Your card…", "blocks": blocks}
     action = {"action_id": UP_ACTION, "block_id": VOTE_BLOCK_ID, "value": up}

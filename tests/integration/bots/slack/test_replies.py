@@ -13,8 +13,9 @@ from bots.slack.texts import DOWN_ACTION, REJECTED, UP_ACTION, VOTE_BLOCK_ID
 from tests.integration.bots.slack.loop import (
     ALICE,
     DM_ALICE,
-    HMAC_SECRET,
+    KEYS,
     REDIS_URL,
+    SIGNING_KEY,
     Running,
     Worker,
     h,
@@ -24,6 +25,7 @@ from tests.integration.bots.slack.loop import (
     wait_until,
 )
 from tests.integration.fakes.slack_api import BOT_ID, BOT_TOKEN, BOT_USER_ID, FakeSlackApi
+from thumbloop.identity import hash_id
 
 pytestmark = [pytest.mark.redis]
 
@@ -37,8 +39,8 @@ def test_a_dm_gets_one_threaded_reply_with_buttons_and_is_recorded(
     actions = [b for b in call.args["blocks"] if b.get("block_id") == VOTE_BLOCK_ID]
     assert len(actions) == 1
     up, down = (call.button(a)["value"] for a in (UP_ACTION, DOWN_ACTION))
-    iid, up_value = verify_vote(HMAC_SECRET, up)
-    assert up_value == 1 and verify_vote(HMAC_SECRET, down) == (iid, -1)
+    iid, up_value = verify_vote(KEYS, up)
+    assert up_value == 1 and verify_vote(KEYS, down) == (iid, -1)
 
     rows = wait_until(
         lambda: [r for r in interactions(worker.engine, h(ALICE)) if r.interaction_id == str(iid)],
@@ -49,6 +51,9 @@ def test_a_dm_gets_one_threaded_reply_with_buttons_and_is_recorded(
     assert call.response is not None and row.message_ref == call.response["ts"]
     assert row.text == "my card has still not arrived" and row.reply_text
     assert ALICE not in (row.user_hash, row.conversation_hash)
+    # ids are hashed with the id key (h), never with the key that signs the buttons
+    assert row.user_hash == h(ALICE) != hash_id(SIGNING_KEY, "slack", ALICE)
+    assert row.conversation_hash != hash_id(SIGNING_KEY, "slack", DM_ALICE)
     assert fake.count("chat.postMessage") == 1
 
     # a follow-up in the same thread is answered there, with the earlier turns as history

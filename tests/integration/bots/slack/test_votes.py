@@ -8,13 +8,13 @@ import uuid
 
 import pytest
 
-from bots.common.signing import sign_vote, verify_vote
+from bots.common.signing import SigningKeys, sign_vote, verify_vote
 from bots.slack.texts import DOWN_ACTION, STATUS_BLOCK_ID, UP_ACTION, VOTE_BLOCK_ID
 from tests.integration.bots.slack.loop import (
     ALICE,
     BOB,
     DM_ALICE,
-    HMAC_SECRET,
+    KEYS,
     Running,
     Worker,
     h,
@@ -34,7 +34,7 @@ def test_a_button_vote_is_recorded_once_shown_and_replaced_by_a_revote(
 ) -> None:
     _, call = say(running, fake, "what is the exchange rate for euros")
     message = call.as_message()
-    iid, _ = verify_vote(HMAC_SECRET, call.button(UP_ACTION)["value"])
+    iid, _ = verify_vote(KEYS, call.button(UP_ACTION)["value"])
 
     t0 = time.monotonic()
     resp = running.slack.block_actions(BOB, DM_ALICE, message, call.button(UP_ACTION))
@@ -60,8 +60,8 @@ def test_forged_or_malformed_button_values_are_refused(
     _, call = say(running, fake, "I want to change my pin")
     message = call.as_message()
     forged_iid = uuid.uuid4()
-    forged = sign_vote("not-our-secret", forged_iid, 1)
-    real_iid, _ = verify_vote(HMAC_SECRET, call.button(UP_ACTION)["value"])
+    forged = sign_vote(SigningKeys("not-our-secret"), forged_iid, 1)
+    real_iid, _ = verify_vote(KEYS, call.button(UP_ACTION)["value"])
     # a value signed for 👎 sent as 👍 (direction swapped by hand) is refused too
     swapped = {**call.button(UP_ACTION), "value": call.button(DOWN_ACTION)["value"]}
     for action in (
@@ -90,7 +90,7 @@ def test_a_thumbs_reaction_counts_and_its_removal_withdraws_it(
 ) -> None:
     _, call = say(running, fake, "my card got stolen")
     reply_ts = call.as_message()["ts"]
-    iid, _ = verify_vote(HMAC_SECRET, call.button(UP_ACTION)["value"])
+    iid, _ = verify_vote(KEYS, call.button(UP_ACTION)["value"])
 
     def reaction(kind: str, name: str, user: str = BOB, item_user: str = BOT_USER_ID) -> int:
         event = {

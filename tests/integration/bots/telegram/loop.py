@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
-from bots.common.signing import verify_vote
+from bots.common.signing import SigningKeys, verify_vote
 from bots.telegram.app import TelegramOptions
 from tests.integration.fakes.telegram_bot import wait_until
 from tests.integration.fakes.telegram_server import FakeBotApi
@@ -23,14 +23,16 @@ from thumbloop.store.db import session_scope, votes_for
 from thumbloop.store.schema import InteractionRow, VoteRow
 
 TOKEN = "515151:E2E-test-token"
-SECRET = "telegram-e2e-hmac"
+ID_KEY = "telegram-e2e-id-key"  # hashes ids
+SIGNING_KEY = "telegram-e2e-signing-key"  # signs buttons: a key of its own
+KEYS = SigningKeys(SIGNING_KEY)
 REDIS_DB = 11  # the loop's own Redis database: flushed before and after
 REDIS_URL = redis_url(REDIS_DB)
 OPTIONS = TelegramOptions(reply_timeout_s=30, serving_timeout_s=25, queue_retry_max_s=1)
 
 
 def h(raw: int) -> str:
-    return hash_id(SECRET, "telegram", raw)
+    return hash_id(ID_KEY, "telegram", raw)
 
 
 def bot_settings(base: str, serving_url: str, home: Path, broker_url: str = REDIS_URL) -> Settings:
@@ -42,7 +44,8 @@ def bot_settings(base: str, serving_url: str, home: Path, broker_url: str = REDI
         serving_url=serving_url,
         broker_url=broker_url,
         redis_url=REDIS_URL,
-        hmac_secret=SecretStr(SECRET),
+        id_key=SecretStr(ID_KEY),
+        signing_key=SecretStr(SIGNING_KEY),
     )
 
 
@@ -66,8 +69,8 @@ def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 def interaction_of(message: dict[str, Any]) -> uuid.UUID:
     up, down = buttons(message)
-    iid, value = verify_vote(SECRET, up["callback_data"])
-    assert value == 1 and verify_vote(SECRET, down["callback_data"]) == (iid, -1)
+    iid, value = verify_vote(KEYS, up["callback_data"])
+    assert value == 1 and verify_vote(KEYS, down["callback_data"]) == (iid, -1)
     return iid
 
 

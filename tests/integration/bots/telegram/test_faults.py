@@ -1,130 +1,36 @@
 """The Telegram adapter for real against the local Bot API server, without a model: commands,
 flood control, non-text and edited messages, forged buttons, the serving worker down or slow,
-webhook mode and its secret, the token kept out of logs, and the `thumbloop bot telegram` CLI."""
+webhook mode and its secret, and the token kept out of logs (the CLI: ``test_cli.py``)."""
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import os
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import redis
-from pydantic import SecretStr
 
-from bots.common.signing import sign_vote
+from bots.common.signing import SigningKeys, sign_vote
 from bots.telegram import texts
-from bots.telegram.app import (
-    TelegramOptions,
-    WebhookConfig,
-    build_application,
-    run_polling,
-    run_webhook,
-)
+from bots.telegram.app import TelegramOptions, WebhookConfig
 from bots.telegram.cli import REDACTED, install_token_redaction
-from tests.integration.fakes.telegram_bot import BotThread, wait_until
+from tests.integration.bots.telegram.alone import (
+    SECRET,
+    TOKEN,
+    BotFactory,
+    closed_port_url,
+    queued_tasks,
+    replies_in,
+)
+from tests.integration.fakes.telegram_bot import wait_until
 from tests.integration.fakes.telegram_server import FakeBotApi
-from tests.integration.servers import free_port, run_uvicorn
-from tests.services import redis_url
-from thumbloop.settings import Settings
-from thumbloop.task_names import DEFAULT_QUEUE, RECORD_INTERACTION, RECORD_VOTE
+from tests.integration.servers import free_port
+from thumbloop.task_names import RECORD_INTERACTION, RECORD_VOTE
 
 pytestmark = [pytest.mark.redis]
-
-TOKEN = "424242:FAULTS-test-token_xyz"
-SECRET = "telegram-faults-hmac"
-BROKER = redis_url(12)
-ROOT = Path(__file__).resolve().parents[4]
-
-
-@pytest.fixture
-def broker() -> Iterator[redis.Redis]:
-    r = redis.Redis.from_url(BROKER)
-    r.delete(DEFAULT_QUEUE)
-    yield r
-    r.delete(DEFAULT_QUEUE)
-    r.close()
-
-
-def queued_tasks(r: redis.Redis) -> list[tuple[str, dict[str, Any]]]:
-    """(task name, kwargs) of every message waiting in the learning queue of the broker."""
-    out = []
-    for raw in r.lrange(DEFAULT_QUEUE, 0, -1):
-        msg = json.loads(raw)
-        _, kwargs, _ = json.loads(base64.b64decode(msg["body"]))
-        out.append((msg["headers"]["task"], kwargs))
-    return out
-
-
-@pytest.fixture
-def fake() -> Iterator[tuple[FakeBotApi, str]]:
-    api = FakeBotApi(TOKEN)
-    with run_uvicorn(api.app, ready_path=None) as base:
-        yield api, base
-
-
-def closed_port_url() -> str:
-    return f"http://127.0.0.1:{free_port()}"  # nothing listens there: connection refused
-
-
-def settings_for(base: str, serving_url: str, tmp_path: Path, **extra: Any) -> Settings:
-    return Settings(
-        home=tmp_path,
-        telegram_token=SecretStr(TOKEN),
-        telegram_base_url=f"{base}/bot",
-        telegram_base_file_url=f"{base}/file/bot",
-        serving_url=serving_url,
-        broker_url=BROKER,
-        hmac_secret=SecretStr(SECRET),
-        **extra,
-    )
-
-
-BotFactory = Callable[..., BotThread]
-
-
-@pytest.fixture
-def start_bot(fake: tuple[FakeBotApi, str], tmp_path: Path) -> Iterator[BotFactory]:
-    bots: list[BotThread] = []
-    api, base = fake
-
-    def start(
-        serving_url: str | None = None,
-        options: TelegramOptions | None = None,
-        webhook: WebhookConfig | None = None,
-    ) -> BotThread:
-        settings = settings_for(base, serving_url or closed_port_url(), tmp_path)
-        app = build_application(settings, options or TelegramOptions(queue_retry_max_s=1))
-        if webhook is None:
-            thread = BotThread(app, lambda: run_polling(app, stop_signals=None, poll_timeout_s=1))
-            thread.start()
-            wait_until(lambda: api.calls_to("getUpdates"))
-        else:
-            thread = BotThread(app, lambda: run_webhook(app, webhook, stop_signals=None))
-            thread.start()
-            wait_until(lambda: api.webhook is not None and app.running)
-        bots.append(thread)
-        return thread
-
-    yield start
-    for thread in bots:
-        thread.stop()
-
-
-def replies_in(api: FakeBotApi, chat_id: int) -> list[dict[str, Any]]:
-    return api.bot_messages(chat_id)
 
 
 def test_commands_are_registered_and_answered(
@@ -241,14 +147,14 @@ def test_forged_and_malformed_buttons_are_refused_and_never_recorded(
     message = wait_until(lambda: replies_in(api, chat["id"]))[0]
     target = uuid.uuid4()
     forged = [
-        sign_vote("not-our-secret", target, 1),
-        sign_vote(SECRET, target, 1)[:-2] + "AA",
+        sign_vote(SigningKeys("not-our-secret"), target, 1),
+        sign_vote(SigningKeys(SECRET), target, 1)[:-2] + "AA",
         "t1.garbage",
         "fg:y:nothex",
     ]
     refused = [api.press(ada, message, data) for data in forged]
     control = uuid.uuid4()
-    ok = api.press(ada, message, sign_vote(SECRET, control, -1))
+    ok = api.press(ada, message, sign_vote(SigningKeys(SECRET), control, -1))
     wait_until(lambda: all(api.query_answered(q) for q in [*refused, ok]))
     answers = {c.params["callback_query_id"]: c.params for c in api.calls_to("answerCallbackQuery")}
     for q in refused:
@@ -267,7 +173,7 @@ def test_webhook_refuses_a_wrong_secret_and_accepts_the_right_one(
     api, _ = fake
     port = free_port()
     hook = WebhookConfig(
-        url="https://bot.example.test/tg/hook", secret_token="s3cret-Token_1", port=port
+        url="https://bot.example.test/tg/hook", secret_token="s3cret-Token_" + "x" * 24, port=port
     )
     start_bot(webhook=hook)
     assert api.webhook is not None
@@ -323,78 +229,3 @@ def test_the_token_never_reaches_the_logs(
     assert any(REDACTED in r.getMessage() for r in caplog.records), "httpx logs the URLs"
     assert TOKEN not in caplog.text
     assert TOKEN.split(":")[1] not in caplog.text
-
-
-# --- the CLI -----------------------------------------------------------------------------------
-
-
-def cli(*args: str, env: dict[str, str], **kw: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "thumbloop", "bot", "telegram", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kw,
-    )
-
-
-def cli_env(tmp_path: Path, **values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("THUMBLOOP_")}
-    env.update({"THUMBLOOP_HOME": str(tmp_path), **values})
-    return env
-
-
-def test_cli_explains_a_missing_token_and_a_missing_webhook_secret(tmp_path: Path) -> None:
-    out, _ = cli(env=cli_env(tmp_path)).communicate(timeout=60)
-    assert "THUMBLOOP_TELEGRAM_TOKEN" in out and "BotFather" in out
-    env = cli_env(tmp_path, THUMBLOOP_TELEGRAM_TOKEN="1:x")
-    proc = cli("--webhook-url", "https://bot.example.test/hook", env=env)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "THUMBLOOP_TELEGRAM_WEBHOOK_SECRET" in out
-
-
-def test_cli_runs_the_bot_and_stops_cleanly_on_sigint(
-    fake: tuple[FakeBotApi, str], tmp_path: Path
-) -> None:
-    api, base = fake
-    env = cli_env(
-        tmp_path,
-        THUMBLOOP_TELEGRAM_TOKEN=TOKEN,
-        THUMBLOOP_TELEGRAM_BASE_URL=f"{base}/bot",
-        THUMBLOOP_SERVING_URL=closed_port_url(),
-        THUMBLOOP_BROKER_URL=BROKER,
-    )
-    proc = cli(env=env)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
-    reader.start()
-    try:
-        wait_until(lambda: api.calls_to("getUpdates") or proc.poll() is not None, timeout=60)
-        assert proc.poll() is None, "".join(lines)
-        ada = api.user(1009)
-        chat = api.private_chat(ada)
-        api.user_message(chat, ada, "/start")
-        assert wait_until(lambda: replies_in(api, chat["id"]))[0]["text"] == texts.START
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    reader.join(timeout=5)
-    out = "".join(lines)
-    assert proc.returncode == 0, out
-    assert "long polling" in out and TOKEN not in out
-
-
-def test_cli_reports_a_token_telegram_refuses(fake: tuple[FakeBotApi, str], tmp_path: Path) -> None:
-    api, base = fake
-    wrong = "999:definitely-wrong"
-    env = cli_env(
-        tmp_path, THUMBLOOP_TELEGRAM_TOKEN=wrong, THUMBLOOP_TELEGRAM_BASE_URL=f"{base}/bot"
-    )
-    proc = cli(env=env)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 1, out
-    assert "refused THUMBLOOP_TELEGRAM_TOKEN" in out
-    assert wrong not in out and "definitely-wrong" not in out
-    assert api.rejected_requests >= 1

@@ -38,7 +38,7 @@ def bundle_server(tiny_registered, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def _type_into_chat(url: str, keys: list[str]) -> tuple[RecordingSender, str]:
     sender = RecordingSender()
-    session = ChatSession(queue=sender, secret="s", user="ann")
+    session = ChatSession(queue=sender, id_key="s", user="ann")
 
     async def go() -> None:
         with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):

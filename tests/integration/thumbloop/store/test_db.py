@@ -17,7 +17,6 @@ from thumbloop.contracts import Interaction, Vote
 from thumbloop.identity import hash_id
 from thumbloop.store.db import (
     downgrade,
-    forget_user,
     live_vote,
     make_engine,
     session_scope,
@@ -27,6 +26,7 @@ from thumbloop.store.db import (
     votes_for,
     withdraw_vote,
 )
+from thumbloop.store.privacy import forget_user
 from thumbloop.store.schema import InteractionRow, TrainingRunRow
 
 pytestmark = [pytest.mark.postgres]
@@ -106,7 +106,8 @@ def test_votes_replace_and_interactions_are_idempotent(db_url: str) -> None:
         votes = {v.rater: v.value for v in votes_for(s, str(item.interaction_id))}
         assert votes == {alice: -1, bob: 1}
         assert upsert_vote(s, second)  # the same vote redelivered: applied again, no change
-        assert forget_user(s, alice) == (1, 1)
+        done = forget_user(s, alice)
+        assert (done.interactions, done.votes) == (1, 1)
     with session_scope(engine) as s:
         assert {v.rater for v in votes_for(s, str(item.interaction_id))} == {bob}
         assert s.query(InteractionRow).count() == 0
@@ -152,7 +153,8 @@ def test_a_withdrawal_holds_against_older_votes_in_any_delivery_order(db_url: st
         assert withdraw_vote(s, iid, bob, "slack", t2) == (False, None)  # a late withdrawal
     assert live() == {bob: -1}
     with session_scope(engine) as s:
-        assert forget_user(s, bob) == (0, 1)
+        done = forget_user(s, bob)
+        assert (done.interactions, done.votes) == (0, 1)
     engine.dispose()
 
 
@@ -256,3 +258,43 @@ def test_cli_db_upgrade(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["db", "upgrade"], env={"THUMBLOOP_DATABASE_URL": url})
     assert result.exit_code == 0, result.output
     assert "votes" in inspect(create_engine(url)).get_table_names()
+
+
+def test_a_failing_write_never_quotes_the_message(db_url: str) -> None:
+    """A failed insert's error (what a Celery retry or failure logs) names the statement and
+    the constraint, never the values: not SQLAlchemy's parameters, not PostgreSQL's "Failing
+    row contains (...)"."""
+    import traceback
+
+    from sqlalchemy.exc import IntegrityError
+
+    canary = "my pin is 4711-canary"
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    item = _interaction(hash_id("s", "telegram", 1)).model_copy(update={"text": canary})
+    with session_scope(engine) as s:
+        upsert_interaction(s, item)
+    row = {
+        "interaction_id": str(item.interaction_id),
+        "platform": "telegram",
+        "user_hash": item.user,
+        "conversation_hash": item.conversation,
+        "text": canary,
+        "intent": "card_arrival",
+        "intent_confidence": 0.5,
+        "sentiment": "neutral",
+        "response_id": "card_arrival/1",
+        "reply_text": canary,
+        "model_version": "thumbloop/1",
+    }
+    failures = [
+        row,  # the same id again: a unique-key violation
+        {**row, "interaction_id": str(uuid.uuid4()), "intent": None},  # a NOT NULL violation
+    ]
+    for values in failures:
+        with pytest.raises(IntegrityError) as caught, session_scope(engine) as s:
+            s.add(InteractionRow(**values))
+        logged = "".join(traceback.format_exception(caught.value))
+        assert "INSERT INTO interactions" in logged
+        assert canary not in logged and canary not in repr(caught.value)
+    engine.dispose()

@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from bots.common.signing import sign_vote, verify_vote
+from bots.common.signing import SigningKeys, sign_vote, verify_vote
 from bots.slack.convert import VOTE_ACTION
 from bots.slack.texts import (
     DOWN_ACTION,
@@ -26,7 +26,9 @@ from bots.slack.texts import (
 def _blocks() -> tuple[uuid.UUID, list[dict[str, Any]]]:
     iid = uuid.uuid4()
     return iid, reply_blocks(
-        "Rates <today> & tomorrow", sign_vote("s", iid, 1), sign_vote("s", iid, -1)
+        "Rates <today> & tomorrow",
+        sign_vote(SigningKeys("s"), iid, 1),
+        sign_vote(SigningKeys("s"), iid, -1),
     )
 
 
@@ -39,7 +41,7 @@ def test_reply_blocks_carry_the_text_and_two_signed_buttons() -> None:
     assert isinstance(elements, list)
     assert [e["action_id"] for e in elements] == [UP_ACTION, DOWN_ACTION]
     assert all(VOTE_ACTION.match(e["action_id"]) for e in elements)
-    assert [verify_vote("s", e["value"]) for e in elements] == [(iid, 1), (iid, -1)]
+    assert [verify_vote(SigningKeys("s"), e["value"]) for e in elements] == [(iid, 1), (iid, -1)]
     assert all(len(e["value"]) <= 2000 for e in elements)  # Slack's limit for a button value
     json.dumps(blocks)  # plain JSON for the Web API
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from telegram import Chat, Message, MessageEntity, ReactionTypeCustomEmoji, ReactionTypeEmoji, User
 
-from bots.common.signing import sign_vote
+from bots.common.signing import SigningKeys, sign_vote
 from bots.telegram import texts
 from bots.telegram.convert import (
     emojis_of,
@@ -20,7 +20,7 @@ from bots.telegram.convert import (
 
 BOT = User(id=99, is_bot=True, first_name="Thumbloop", username="thumbloop_bot")
 ADA = User(id=1, is_bot=False, first_name="Ada")
-SECRET = "unit-secret"
+KEYS = SigningKeys("unit-secret")
 UP, DOWN = texts.UP, texts.DOWN
 
 
@@ -100,8 +100,8 @@ def test_emojis_of_ignores_custom_emoji() -> None:
 
 def test_parse_callback_refuses_forged_and_malformed_data() -> None:
     iid = uuid.uuid4()
-    good = sign_vote(SECRET, iid, 1)
-    assert parse_callback("other-secret", good) is None
-    assert parse_callback(SECRET, good.replace(".u.", ".d.")) is None
+    good = sign_vote(KEYS, iid, 1)
+    assert parse_callback(SigningKeys("other-secret"), good) is None
+    assert parse_callback(KEYS, good.replace(".u.", ".d.")) is None
     for junk in (None, "", "t1", "t1.a.b.c", "fg:y", "fg:maybe:0123456789abcdef", "fg:y:XYZ"):
-        assert parse_callback(SECRET, junk) is None
+        assert parse_callback(KEYS, junk) is None

@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 import uuid
 
+from bots.common.signing import SigningKeys
 from bots.telegram import texts
 from bots.telegram.convert import ForgetChoice, VoteChoice, parse_callback
 from bots.telegram.texts import MAX_TEXT, fit_text, forget_keyboard, vote_keyboard
 from thumbloop.identity import hash_id
 
 SECRET = "unit-secret"
+KEYS = SigningKeys(SECRET)
 UP, DOWN = texts.UP, texts.DOWN
 
 
@@ -27,24 +29,24 @@ def test_fit_text_respects_telegrams_limit() -> None:
 
 def test_vote_keyboard_is_signed_fits_and_marks_the_choice() -> None:
     iid = uuid.uuid4()
-    plain = vote_keyboard(SECRET, iid)
+    plain = vote_keyboard(KEYS, iid)
     ((up, down),) = plain.inline_keyboard
     assert (up.text, down.text) == (UP, DOWN)
     for button in (up, down):
         assert button.callback_data is not None
         assert len(str(button.callback_data).encode()) <= 64
-    assert parse_callback(SECRET, str(up.callback_data)) == VoteChoice(iid, 1)
-    assert parse_callback(SECRET, str(down.callback_data)) == VoteChoice(iid, -1)
-    ((mup, mdown),) = vote_keyboard(SECRET, iid, -1).inline_keyboard
+    assert parse_callback(KEYS, str(up.callback_data)) == VoteChoice(iid, 1)
+    assert parse_callback(KEYS, str(down.callback_data)) == VoteChoice(iid, -1)
+    ((mup, mdown),) = vote_keyboard(KEYS, iid, -1).inline_keyboard
     assert (mup.text, mdown.text) == (UP, f"{DOWN} {texts.TICK}")
-    assert vote_keyboard(SECRET, iid, 1) != plain and vote_keyboard(SECRET, iid) == plain
+    assert vote_keyboard(KEYS, iid, 1) != plain and vote_keyboard(KEYS, iid) == plain
 
 
 def test_forget_buttons_name_the_asking_user() -> None:
     user = hash_id(SECRET, "telegram", 1)
     ((yes, no),) = forget_keyboard(user).inline_keyboard
-    assert parse_callback(SECRET, str(yes.callback_data)) == ForgetChoice(True, user[:16])
-    assert parse_callback(SECRET, str(no.callback_data)) == ForgetChoice(False, user[:16])
+    assert parse_callback(KEYS, str(yes.callback_data)) == ForgetChoice(True, user[:16])
+    assert parse_callback(KEYS, str(no.callback_data)) == ForgetChoice(False, user[:16])
 
 
 def test_privacy_text_says_what_and_how_long() -> None:

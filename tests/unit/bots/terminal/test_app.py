@@ -43,7 +43,7 @@ def prediction(intent: str = "card_arrival") -> Prediction:
 
 def test_a_reply_is_recorded_as_an_interaction_and_a_vote_rates_it() -> None:
     sender = RecordingSender()
-    session = ChatSession(queue=sender, secret="s", user="ann", conversation="cli-x")
+    session = ChatSession(queue=sender, id_key="s", user="ann", conversation="cli-x")
     with pytest.raises(ValueError, match="nothing to rate"):
         session.vote(1)
     predicted = prediction()
@@ -66,7 +66,7 @@ def test_a_reply_is_recorded_as_an_interaction_and_a_vote_rates_it() -> None:
 
 
 def test_history_goes_with_the_next_message_and_is_capped() -> None:
-    session = ChatSession(queue=RecordingSender(), secret="s", user="ann", history_turns=2)
+    session = ChatSession(queue=RecordingSender(), id_key="s", user="ann", history_turns=2)
     for i in range(4):
         session.record(f"message {i}", prediction())
     message = session.message("next")
@@ -76,7 +76,7 @@ def test_history_goes_with_the_next_message_and_is_capped() -> None:
 
 def test_forget_asks_the_queue_to_erase_the_user() -> None:
     sender = RecordingSender()
-    session = ChatSession(queue=sender, secret="s", user="ann")
+    session = ChatSession(queue=sender, id_key="s", user="ann")
     session.record("hi", prediction("greeting"))
     session.forget()
     assert sender.sent[-1] == (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.replies.posteriors import SqlPosteriors
+from serving.replies.posteriors import InMemoryPosteriors, SqlPosteriors
 from serving.replies.strategies import TemplateReplies
 from tests.unit.serving.replies.test_strategies import RESPONSES, ctx
 from thumbloop.contracts import Interaction, Vote
@@ -269,3 +269,12 @@ async def test_a_table_left_alone_too_long_is_reloaded_before_it_answers(url: st
         assert await post.get("card_arrival") == {"card_arrival/1": (2.0, 3.0)}
     finally:
         await post.close()
+
+
+async def test_a_count_below_zero_reads_as_no_votes() -> None:
+    store = InMemoryPosteriors()
+    await store.update("card_arrival", "card_arrival/1", 1, weight=-2.0)  # a lost +1, then -1 -1
+    await store.update("card_arrival", "card_arrival/1", -1, weight=3.0)
+    a, b = (await store.get("card_arrival"))["card_arrival/1"]
+    assert (a, b) == (1.0, 4.0)
+    assert 0.0 <= random.betavariate(a, b) <= 1.0

@@ -95,3 +95,16 @@ def test_a_crashed_process_is_reported_and_stops_the_rest(
     assert "boom stopped (rc=3)" in out
     assert "sending SIGTERM to sleeper" in out and "sleeper stopped" in out
     assert time.monotonic() - started < 60
+
+
+def test_up_runs_the_review_inbox_once_a_reviewer_exists(tmp_path: Any) -> None:
+    from learning.review.users import set_user, users_file
+
+    opts = supervisor.StackOptions(port=8123, mlflow_port=5123, python="py")
+    settings = Settings(home=tmp_path)
+    assert "review" not in [p.name for p in supervisor.plan(settings, opts)]
+    assert "review       off" in supervisor.banner(settings, opts, [])
+    set_user(users_file(settings), "alice", "a long enough password")
+    review = [p for p in supervisor.plan(settings, opts) if p.name == "review"]
+    assert [p.argv for p in review] == [("py", "-m", "thumbloop", "review")]
+    assert "review       http://127.0.0.1:8090" in supervisor.banner(settings, opts, review)
