@@ -17,7 +17,6 @@ import logging
 from collections.abc import Collection
 
 import redis
-from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from serving.replies.posteriors import (
@@ -25,8 +24,9 @@ from serving.replies.posteriors import (
     posterior_field,
     posterior_index_key,
     posterior_key,
+    vote_counts_query,
 )
-from thumbloop.store.schema import InteractionRow, VoteRow
+from thumbloop.store.schema import InteractionRow
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +120,7 @@ class PosteriorWriter:
 def sql_counts(session: Session, intents: Collection[str] | None = None) -> Counts:
     """The posterior weights the votes table implies: per (intent, template variant) the live
     👍 and 👎 joined to their interactions, as serving's ``SqlPosteriors`` counts them."""
-    up = func.sum(case((VoteRow.value > 0, 1), else_=0))
-    down = func.sum(case((VoteRow.value < 0, 1), else_=0))
-    query = (
-        select(InteractionRow.intent, InteractionRow.response_id, up, down)
-        .join(VoteRow, VoteRow.interaction_id == InteractionRow.interaction_id)
-        .group_by(InteractionRow.intent, InteractionRow.response_id)
-    )
+    query = vote_counts_query()
     if intents is not None:
         query = query.where(InteractionRow.intent.in_(list(intents)))
     counts: Counts = {}

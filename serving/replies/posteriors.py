@@ -32,7 +32,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from sqlalchemy import case, create_engine, func, select
+from sqlalchemy import Select, case, create_engine, func, select
 
 from thumbloop.store.schema import InteractionRow, VoteRow
 
@@ -98,6 +98,18 @@ def _fold(fields: dict[str, float]) -> dict[str, Posterior]:
 
 def _text(key: bytes | str) -> str:
     return key.decode() if isinstance(key, bytes) else key
+
+
+def vote_counts_query() -> Select[str, str, Any, Any]:
+    """Per (intent, reply) the live 👍 and 👎 on record: what the posteriors are made of, read
+    here on the embedded default and by the learning worker when it rebuilds Redis's."""
+    up = func.sum(case((VoteRow.value > 0, 1), else_=0))
+    down = func.sum(case((VoteRow.value < 0, 1), else_=0))
+    return (
+        select(InteractionRow.intent, InteractionRow.response_id, up, down)
+        .join(VoteRow, VoteRow.interaction_id == InteractionRow.interaction_id)
+        .group_by(InteractionRow.intent, InteractionRow.response_id)
+    )
 
 
 class InMemoryPosteriors:
@@ -318,13 +330,7 @@ class SqlPosteriors:
         )
 
     def _count(self) -> Table:
-        up = func.sum(case((VoteRow.value > 0, 1), else_=0))
-        down = func.sum(case((VoteRow.value < 0, 1), else_=0))
-        query = (
-            select(InteractionRow.intent, InteractionRow.response_id, up, down)
-            .join(VoteRow, VoteRow.interaction_id == InteractionRow.interaction_id)
-            .group_by(InteractionRow.intent, InteractionRow.response_id)
-        )
+        query = vote_counts_query()
         fields: dict[str, dict[str, float]] = {}
         with self._engine.connect() as conn:
             for intent, response_id, n_up, n_down in conn.execute(query):
