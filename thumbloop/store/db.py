@@ -79,6 +79,12 @@ def insert_for(session: Session):  # type: ignore[no-untyped-def]
     return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert  # type: ignore[union-attr]
 
 
+def _without_nul(text: str) -> str:
+    """PostgreSQL refuses NUL in text and JSON strings; a chat message never means one, so it is
+    dropped here rather than failing (and dead-lettering) the whole interaction."""
+    return text.replace("\x00", "")
+
+
 def upsert_interaction(session: Session, item: Interaction) -> None:
     """Idempotent: storing the same interaction twice leaves one row."""
     values = {
@@ -86,18 +92,20 @@ def upsert_interaction(session: Session, item: Interaction) -> None:
         "platform": item.platform,
         "user_hash": item.user,
         "conversation_hash": item.conversation,
-        "text": item.text,
+        "text": _without_nul(item.text),
         "intent": item.intent,
         "intent_confidence": item.intent_confidence,
         "sentiment": item.sentiment,
         "response_id": item.response_id,
-        "reply_text": item.reply_text,
+        "reply_text": _without_nul(item.reply_text),
         "model_version": item.model_version,
         "message_ref": item.message_ref,
         "reply_strategy": item.reply_strategy,
         "generator": item.generator,
         "reply_prompt": (
-            [m.model_dump() for m in item.reply_prompt] if item.reply_prompt is not None else None
+            [{**m.model_dump(), "content": _without_nul(m.content)} for m in item.reply_prompt]
+            if item.reply_prompt is not None
+            else None
         ),
         # one zone for every stored time: SQLite compares them as text (retention's cutoff)
         "created_at": item.at.astimezone(UTC) if item.at.tzinfo else item.at.replace(tzinfo=UTC),

@@ -298,3 +298,24 @@ def test_a_failing_write_never_quotes_the_message(db_url: str) -> None:
         assert "INSERT INTO interactions" in logged
         assert canary not in logged and canary not in repr(caught.value)
     engine.dispose()
+
+
+def test_a_message_with_nul_characters_is_stored(db_url: str) -> None:
+    """Serving answers such text (NUL is valid JSON and valid Unicode); PostgreSQL refuses NUL in
+    text and in JSON strings, so the store drops it rather than losing the interaction."""
+    from thumbloop.contracts import PromptMessage
+
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    prompt = [PromptMessage(role="user", content="my\x00card")]
+    item = _interaction(hash_id("s", "telegram", 3)).model_copy(
+        update={"text": "my\x00card", "reply_text": "on\x00its way", "reply_prompt": prompt}
+    )
+    with session_scope(engine) as s:
+        upsert_interaction(s, item)
+    with session_scope(engine) as s:
+        row = s.get(InteractionRow, str(item.interaction_id))
+        assert row is not None
+        assert (row.text, row.reply_text) == ("mycard", "onits way")
+        assert row.reply_prompt == [{"role": "user", "content": "mycard"}]
+    engine.dispose()
