@@ -28,8 +28,11 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     # a zombie is gone for our purpose; honcho's children are not ours to reap
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split()[2] != "Z"
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:  # it exited between the two looks
+        return False
 
 
 def _start_up() -> tuple[subprocess.Popen[bytes], list[int]]:
