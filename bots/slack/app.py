@@ -160,34 +160,28 @@ def build_bolt_app(
     )
     app.middleware(skip_repeated_events(handlers.state))
 
-    @app.event("message")
     async def on_message(
         event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
         await handlers.on_message(event, context.bot_user_id, client)
 
-    @app.event("app_mention")
-    async def on_mention(
-        event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
-    ) -> None:
-        await handlers.on_message(event, context.bot_user_id, client)
+    # a direct message and an @-mention are answered alike
+    app.event("message")(on_message)
+    app.event("app_mention")(on_message)
 
     @app.action(re.compile(VOTE_ACTION.pattern))
     async def on_vote(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()  # Slack's 3-second rule: acknowledge first, work after
         await handlers.on_vote_click(body, client)
 
-    @app.event("reaction_added")
-    async def on_reaction_added(
+    async def on_reaction(
         event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
         await handlers.on_reaction(event, context.bot_user_id, client)
 
-    @app.event("reaction_removed")
-    async def on_reaction_removed(
-        event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
-    ) -> None:
-        await handlers.on_reaction(event, context.bot_user_id, client)
+    # the handler tells a vote from a withdrawal by the event's type
+    app.event("reaction_added")(on_reaction)
+    app.event("reaction_removed")(on_reaction)
 
     @app.command(COMMAND)
     async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -30,15 +29,6 @@ from thumbloop.store.privacy import forget_user
 from thumbloop.store.schema import InteractionRow, TrainingRunRow
 
 pytestmark = [pytest.mark.postgres]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/t.db"
-        return
-    with fresh_postgres_db() as url:
-        yield url
 
 
 def _interaction(user: str, iid: uuid.UUID | None = None) -> Interaction:

@@ -4,29 +4,17 @@ the machine's PostgreSQL and on SQLite."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from tests.integration.servers import fresh_postgres_db
 from thumbloop.contracts import Interaction
 from thumbloop.identity import hash_id
 from thumbloop.store.db import downgrade, make_engine, session_scope, upgrade, upsert_interaction
 from thumbloop.store.privacy import forget_user, forgotten_before, redact_older_than
 
 pytestmark = [pytest.mark.postgres]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/t.db"
-        return
-    with fresh_postgres_db() as url:
-        yield url
 
 
 def _said(at: datetime) -> Interaction:
