@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving.front import HTTPError, ServingFront, error_response, printable
 from serving.state import ServingState
-from thumbloop.contracts import IncomingMessage, Prediction
+from thumbloop.contracts import IncomingMessage, IntentAnswerRequest, Prediction, Reply
 from thumbloop.settings import Settings
 
 
@@ -51,6 +51,15 @@ class Routes:
         except HTTPError as exc:
             raise HTTPException(exc.status, exc.detail, exc.headers) from exc
         return Response(body, media_type="application/json")
+
+    async def answer(self, req: IntentAnswerRequest) -> Reply:
+        """The reply to an intent the user picked after a 👎 or a question to clarify: a
+        template of that intent, chosen as for a prediction (Thompson sampling); 422 for an
+        intent the served model does not know."""
+        try:
+            return await self.state.answer_intent(req)
+        except HTTPError as exc:
+            raise HTTPException(exc.status, exc.detail, exc.headers) from exc
 
     async def model_info(self) -> ModelInfo:
         state = self.state
@@ -128,6 +137,7 @@ def create_app(settings: Settings, model_uri: str | None = None) -> ServingFront
         response_model=Prediction,
         responses={413: {"description": "text too long"}, 503: {"description": "busy or loading"}},
     )(routes.predict)
+    app.post("/v1/answer", response_model=Reply)(routes.answer)
     app.get("/v1/model", response_model=ModelInfo)(routes.model_info)
     app.get("/healthz")(routes.healthz)
     app.get("/readyz")(routes.readyz)

@@ -9,7 +9,7 @@ from types import TracebackType
 
 import httpx
 
-from thumbloop.contracts import IncomingMessage, Prediction
+from thumbloop.contracts import IncomingMessage, IntentAnswerRequest, Prediction, Reply
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +62,27 @@ class ServingClient:
         await self._http.aclose()
 
     async def predict(self, message: IncomingMessage) -> Prediction:
-        payload = message.model_dump(mode="json")
+        body = await self._post("/v1/predict", message.model_dump(mode="json"))
+        return Prediction.model_validate_json(body)
+
+    async def answer(self, request: IntentAnswerRequest) -> Reply:
+        """The reply to an intent the user picked (``POST /v1/answer``)."""
+        body = await self._post("/v1/answer", request.model_dump(mode="json"))
+        return Reply.model_validate_json(body)
+
+    async def _post(self, path: str, payload: dict[str, object]) -> bytes:
+        """The body of a 200; retries 502/503/504 and transport errors with backoff; raises
+        :class:`ServingRejected` on other answers, :class:`ServingUnavailable` when out of
+        tries."""
         last: str = "no attempt"
         for attempt in range(self.retries + 1):
             try:
-                resp = await self._http.post("/v1/predict", json=payload)
+                resp = await self._http.post(path, json=payload)
             except (httpx.TransportError, httpx.TimeoutException) as exc:
                 last = f"{type(exc).__name__}: {exc}"
             else:
                 if resp.status_code == 200:
-                    return Prediction.model_validate_json(resp.content)
+                    return resp.content
                 detail = _detail(resp)
                 if resp.status_code not in RETRY_STATUS:
                     raise ServingRejected(resp.status_code, detail)

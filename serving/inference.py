@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from thumbloop.contracts import RANKING_SIZE
 from thumbloop.model.bundle import LoadedBundle
 from thumbloop.model.predictor import predict_batch, predict_chunks
 
@@ -52,9 +53,9 @@ def output_chunks(
     intents, sentiments = bundle.intents, bundle.sentiments
     threshold = threshold_override if threshold_override is not None else bundle.oos_threshold
     for idx, p_int, p_sent in predict_chunks(bundle, texts, max_seq_len, sub_batch):
-        top3 = np.argsort(-p_int, axis=1)[:, :3]
+        top = np.argsort(-p_int, axis=1)[:, :RANKING_SIZE]
         out = []
-        for row, ranks, ps in zip(p_int, top3, p_sent, strict=True):
+        for row, ranks, ps in zip(p_int, top, p_sent, strict=True):
             ranking = [(intents[int(i)], float(row[int(i)])) for i in ranks]
             s = int(ps.argmax())
             out.append(

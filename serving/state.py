@@ -23,9 +23,11 @@ from serving.replies.strategies import ReplyContext, ReplyStrategy, TemplateRepl
 from serving.watcher import AliasWatcher
 from thumbloop.contracts import (
     IncomingMessage,
+    IntentAnswerRequest,
     IntentResult,
     Prediction,
     RankedIntent,
+    Reply,
     SentimentResult,
 )
 from thumbloop.model.device import resolve_device, use_cpu_bf16
@@ -187,6 +189,30 @@ class ServingState:
 
     def count_too_large(self) -> None:
         self.metrics.requests.labels("too_large").inc()
+
+    async def answer_intent(self, req: IntentAnswerRequest) -> Reply:
+        """The template reply to an intent the user picked (no model call): the pick already
+        said what the message meant. Raises :class:`HTTPError` 422 for an intent the served
+        model does not know, 503 while no model is loaded."""
+        active = self.holder.current
+        if active is None:
+            raise HTTPError(503, "model is loading", {"Retry-After": "2"})
+        bundle = active.bundle
+        if req.intent not in bundle.intents or req.intent == bundle.out_of_scope:
+            raise HTTPError(422, f"{active.version} has no intent {req.intent!r} to answer")
+        templates = TemplateReplies(bundle.responses, self.posteriors)
+        ctx = ReplyContext(
+            text="",
+            intent=req.intent,
+            confidence=1.0,
+            ranking=[(req.intent, 1.0)],
+            sentiment=req.sentiment,
+            out_of_scope=bundle.out_of_scope,
+            threshold=0.0,
+        )
+        reply = await templates.reply(ctx)
+        self.metrics.replies.labels("picked").inc()
+        return reply
 
     async def answer(self, msg: IncomingMessage) -> bytes:
         """One prediction as JSON bytes; other answers raise :class:`HTTPError`."""

@@ -11,7 +11,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 
@@ -53,15 +60,30 @@ class IncomingMessage(_Contract):
         return v
 
 
+class IntentAnswerRequest(_Contract):
+    """Ask for the reply to a known intent: what a bot sends after a user picked the intent
+    they meant (``POST /v1/answer``)."""
+
+    intent: str = Field(min_length=1, max_length=128)
+    sentiment: SentimentLabel = "neutral"
+    conversation_id: str = Field(default="default", min_length=1, max_length=256)
+    platform: Platform = "api"
+
+
 class RankedIntent(_Contract):
     name: str
     confidence: float = Field(ge=0.0, le=1.0)
 
 
+RANKING_SIZE = 4  # the top intent and up to three others: what a 👎 follow-up can offer
+
+
 class IntentResult(_Contract):
     name: str
     confidence: float = Field(ge=0.0, le=1.0)
-    ranking: list[RankedIntent] = Field(max_length=3)
+    ranking: list[RankedIntent] = Field(
+        max_length=RANKING_SIZE, description="The most likely intents, best first (top included)."
+    )
 
 
 class SentimentResult(_Contract):
@@ -173,3 +195,36 @@ class Vote(_Contract):
     at: datetime = Field(default_factory=_utcnow)
 
     _rater = field_validator("rater")(_check_hex_id)
+
+
+CorrectionKind = Literal["intent", "unhelpful", "other"]
+
+
+class Correction(_Contract):
+    """What a rater said after a 👎 (or to a reply that asked to clarify): the message meant
+    ``label`` (``intent``), the intent was right but the answer did not help (``unhelpful``), or
+    it meant none of the intents offered (``other``). One per (interaction, rater); the one made
+    last (by ``at``) wins, and a withdrawal made after it removes it, as with votes."""
+
+    schema_version: int = SCHEMA_VERSION
+    interaction_id: uuid.UUID
+    rater: str = Field(description="HMAC of the platform user id")
+    kind: CorrectionKind
+    label: str | None = Field(
+        default=None, max_length=128, description="The picked intent; only for kind `intent`."
+    )
+    platform: Platform
+    at: datetime = Field(default_factory=_utcnow)
+
+    _rater = field_validator("rater")(_check_hex_id)
+
+    @model_validator(mode="after")
+    def _label_iff_intent(self) -> Correction:
+        if (self.kind == "intent") != bool(self.label):
+            raise ValueError("a label is given for kind `intent`, and only for it")
+        return self
+
+
+def intent_title(intent: str) -> str:
+    """How an intent is named to a user: ``card_arrival`` → ``card arrival``."""
+    return intent.replace("_", " ").strip(" ?").lower()

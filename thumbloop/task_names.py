@@ -10,11 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from thumbloop.contracts import Interaction, Vote
+from thumbloop.contracts import Correction, Interaction, Vote
 
 RECORD_INTERACTION = "learning.record_interaction"
 RECORD_VOTE = "learning.record_vote"
 WITHDRAW_VOTE = "learning.withdraw_vote"
+RECORD_CORRECTION = "learning.record_correction"
+WITHDRAW_CORRECTION = "learning.withdraw_correction"
 FORGET_USER = "learning.forget_user"
 RETRAIN_IF_DUE = "learning.retrain_if_due"
 
@@ -31,11 +33,16 @@ def vote_payload(vote: Vote) -> dict[str, Any]:
     return {"vote": vote.model_dump(mode="json")}
 
 
+def correction_payload(correction: Correction) -> dict[str, Any]:
+    return {"correction": correction.model_dump(mode="json")}
+
+
 def withdraw_payload(
     interaction_id: str, rater: str, platform: str, at: datetime | None = None
 ) -> dict[str, Any]:
-    """``at``: when the rater withdrew (default now); a vote cast before it, even if the queue
-    delivers it later, stays withdrawn."""
+    """``at``: when the rater withdrew (default now); a vote (or, sent as
+    ``learning.withdraw_correction``, a correction) made before it, even if the queue delivers
+    it later, stays withdrawn."""
     when = at or datetime.now(UTC)
     return {
         "interaction_id": interaction_id,
@@ -45,6 +52,7 @@ def withdraw_payload(
     }
 
 
-def forget_payload(user: str, platform: str) -> dict[str, Any]:
-    """``user`` is the HMAC of the platform user id, as everywhere else."""
-    return {"user": user, "platform": platform}
+def forget_payload(user: str, platform: str, at: datetime | None = None) -> dict[str, Any]:
+    """``user`` is the HMAC of the platform user id, as everywhere else; ``at``: when the user
+    asked (default now), so the tombstone covers exactly what they made before asking."""
+    return {"user": user, "platform": platform, "at": (at or datetime.now(UTC)).isoformat()}

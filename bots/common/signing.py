@@ -1,4 +1,5 @@
-"""Signed vote tokens for buttons: the interaction id and the vote, HMAC-protected, with a key id.
+"""Signed tokens for buttons: the interaction id and the vote (or the follow-up choice after a
+👎), HMAC-protected, with a key id.
 
 A token is ``t2.<key id>.<interaction id>.<u|d>.<mac>`` (51 ASCII characters): it fits
 Telegram's 64-byte ``callback_data`` and serves as a Slack button value. The key id names the
@@ -8,6 +9,12 @@ key; a token naming any other key is refused. Tokens of the first format, ``t1.�
 are still on buttons posted before key ids existed: they are checked against the same keys.
 A forged, truncated or altered token, or one whose key is unknown, raises
 :class:`InvalidVoteToken`.
+
+Follow-up buttons (what went wrong after a 👎, or the choices of a reply that asked to clarify)
+carry ``c1.<key id>.<interaction id>.<choice>.<mac>``: ``choice`` is ``0``-``3`` (the offered
+intent at that place; the bot keeps the list it offered), ``o`` (something else) or ``h`` (the
+answer didn't help). Their MAC covers the ``c1`` header, so a vote token cannot pass for a
+choice token or the other way round.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from dataclasses import dataclass
 
 PREFIX = "t2"
 LEGACY_PREFIX = "t1"
+CHOICE_PREFIX = "c1"
+OTHER, UNHELPFUL = "o", "h"  # the choices that name no intent
+CHOICES = ("0", "1", "2", "3", OTHER, UNHELPFUL)
 
 
 class InvalidVoteToken(ValueError):
@@ -110,3 +120,42 @@ def verify_vote(keys: SigningKeys, token: str) -> tuple[uuid.UUID, int]:
     if not any(matches):
         raise InvalidVoteToken("vote token signature does not match")
     return iid, value
+
+
+def _choice_mac(key: str, header: str, iid: uuid.UUID, choice: str) -> str:
+    msg = header.encode() + iid.bytes + b"/" + choice.encode()
+    return _b64(hmac.new(key.encode(), msg, hashlib.sha256).digest()[:12])
+
+
+def sign_choice(keys: SigningKeys, interaction_id: uuid.UUID, choice: str) -> str:
+    """The token of a follow-up button: ``choice`` is one of :data:`CHOICES` (51 characters)."""
+    if choice not in CHOICES:
+        raise ValueError(f"choice must be one of {', '.join(CHOICES)}")
+    header = f"{CHOICE_PREFIX}.{key_id(keys.current)}"
+    mac = _choice_mac(keys.current, header, interaction_id, choice)
+    return f"{header}.{_b64(interaction_id.bytes)}.{choice}.{mac}"
+
+
+def is_choice_token(token: str) -> bool:
+    """Whether ``token`` has the shape of a follow-up token (it may still be forged)."""
+    return token.startswith(CHOICE_PREFIX + ".")
+
+
+def verify_choice(keys: SigningKeys, token: str) -> tuple[uuid.UUID, str]:
+    """Returns (interaction id, choice) or raises InvalidVoteToken."""
+    parts = token.split(".")
+    try:
+        if len(parts) != 5 or parts[0] != CHOICE_PREFIX or parts[3] not in CHOICES:
+            raise ValueError("bad shape")
+        _, kid, raw_id, choice, mac = parts
+        iid = uuid.UUID(bytes=_unb64(raw_id))
+    except (ValueError, TypeError) as exc:
+        raise InvalidVoteToken("malformed choice token") from exc
+    named = [key for key in keys.accepted if hmac.compare_digest(key_id(key), kid)]
+    if not named:
+        raise InvalidVoteToken("choice token signed with an unknown key")
+    header = f"{CHOICE_PREFIX}.{kid}"
+    matches = [hmac.compare_digest(mac, _choice_mac(k, header, iid, choice)) for k in named]
+    if not any(matches):
+        raise InvalidVoteToken("choice token signature does not match")
+    return iid, choice

@@ -1,4 +1,5 @@
-"""Celery tasks: record interactions and votes (idempotent), withdraw, forget, retrain when due.
+"""Celery tasks: record interactions, votes and corrections (idempotent), withdraw, forget,
+retrain when due.
 
 Payloads are the dicts from ``thumbloop.task_names``; a malformed one is logged, stored in
 ``dropped_tasks`` and acknowledged (never retried). Transient database and broker errors retry
@@ -28,24 +29,28 @@ from learning.worker.broker import broker_connection
 from learning.worker.dead_letters import publish, reason_of, record_failure
 from learning.worker.maintenance import register_maintenance
 from learning.worker.posterior_sync import PosteriorWriter, reconcile
-from thumbloop.contracts import Interaction, Vote
+from thumbloop.contracts import Correction, Interaction, Vote
 from thumbloop.settings import Settings
 from thumbloop.store.db import (
     live_vote,
     make_engine,
     session_scope,
+    upsert_correction,
     upsert_interaction,
     upsert_vote,
     votes_for,
 )
+from thumbloop.store.db import withdraw_correction as store_unpick
 from thumbloop.store.db import withdraw_vote as store_withdraw
 from thumbloop.store.privacy import forget_user, forgotten_before
 from thumbloop.store.schema import FORGOTTEN, DroppedTaskRow, InteractionRow
 from thumbloop.task_names import (
     FORGET_USER,
+    RECORD_CORRECTION,
     RECORD_INTERACTION,
     RECORD_VOTE,
     RETRAIN_IF_DUE,
+    WITHDRAW_CORRECTION,
     WITHDRAW_VOTE,
 )
 
@@ -73,6 +78,19 @@ def brief(exc: ValidationError) -> str:
         f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}"
         for e in exc.errors(include_url=False, include_input=False)
     )
+
+
+def withdrawal_of(payload: dict[str, Any]) -> tuple[dict[str, Any], str, str, str, datetime]:
+    """(payload, interaction id, rater, platform, time) of a withdrawal; raises KeyError,
+    ValueError or TypeError when malformed. Payloads sent before withdrawals carried a time
+    have none: it is taken as of now, written into the payload so a retry or a dead letter
+    keeps that time."""
+    iid = str(uuid.UUID(str(payload["interaction_id"])))
+    rater = str(payload["rater"])
+    platform = str(payload.get("platform") or "unknown")
+    if not payload.get("at"):
+        payload = {**payload, "at": datetime.now(UTC).isoformat()}
+    return payload, iid, rater, platform, datetime.fromisoformat(payload["at"])
 
 
 def _note_forgotten(session: Session, task: str) -> str:
@@ -180,6 +198,19 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             safe_posterior(target[0], target[1], old, None)
         return "withdrawn" if old is not None else "absent"
 
+    def store_pick(correction: Correction) -> str:
+        # corrections move no posterior: the 👎 that came with them already did
+        with session_scope(engine) as s:
+            if forgotten_before(s, correction.rater, correction.at):
+                return _note_forgotten(s, RECORD_CORRECTION)
+            return "stored" if upsert_correction(s, correction) else "stale"
+
+    def store_unpick_at(iid: str, rater: str, platform: str, at: datetime) -> str:
+        with session_scope(engine) as s:
+            if forgotten_before(s, rater, at):
+                return _note_forgotten(s, WITHDRAW_CORRECTION)
+            return "withdrawn" if store_unpick(s, iid, rater, platform, at) else "stale"
+
     def erase(user: str, at: datetime) -> dict[str, int]:
         with session_scope(engine) as s:
             done = forget_user(s, user, at)
@@ -194,6 +225,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         return {
             "interactions": done.interactions,
             "votes": done.votes,
+            "corrections": done.corrections,
             "dropped_tasks": done.dropped,
             "prompts": done.prompts,
         }
@@ -217,18 +249,28 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     @app.task(name=WITHDRAW_VOTE, **TASK)
     def withdraw_vote(self: Task, **payload: Any) -> str:
         try:
-            iid = str(uuid.UUID(str(payload["interaction_id"])))
-            rater = str(payload["rater"])
-            platform = str(payload.get("platform") or "unknown")
-            # payloads sent before withdrawals carried a time have none: take it as of now,
-            # written into the payload so a retry or a dead letter keeps that time
-            if not payload.get("at"):
-                payload = {**payload, "at": datetime.now(UTC).isoformat()}
-            at = datetime.fromisoformat(payload["at"])
+            payload, iid, rater, platform, at = withdrawal_of(payload)
         except (KeyError, ValueError, TypeError) as exc:
             return drop(WITHDRAW_VOTE, f"bad payload: {exc}", payload)
         work = lambda: store_withdrawal(iid, rater, platform, at)  # noqa: E731
         return str(durable(self, WITHDRAW_VOTE, payload, work))
+
+    @app.task(name=RECORD_CORRECTION, **TASK)
+    def record_correction(self: Task, **payload: Any) -> str:
+        try:
+            correction = Correction.model_validate(payload.get("correction"))
+        except ValidationError as exc:
+            return drop(RECORD_CORRECTION, brief(exc), payload)
+        return str(durable(self, RECORD_CORRECTION, payload, lambda: store_pick(correction)))
+
+    @app.task(name=WITHDRAW_CORRECTION, **TASK)
+    def withdraw_correction(self: Task, **payload: Any) -> str:
+        try:
+            payload, iid, rater, platform, at = withdrawal_of(payload)
+        except (KeyError, ValueError, TypeError) as exc:
+            return drop(WITHDRAW_CORRECTION, f"bad payload: {exc}", payload)
+        work = lambda: store_unpick_at(iid, rater, platform, at)  # noqa: E731
+        return str(durable(self, WITHDRAW_CORRECTION, payload, work))
 
     @app.task(name=FORGET_USER, **TASK)
     def forget(self: Task, **payload: Any) -> dict[str, int] | str:

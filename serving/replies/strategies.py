@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from serving.replies.posteriors import PosteriorStore
-from thumbloop.contracts import Reply, Turn
+from thumbloop.contracts import Reply, Turn, intent_title
 from thumbloop.domain import ResponseVariant
 
 EMPATHY_PREFIX = "I'm sorry about the trouble. "
@@ -34,10 +34,6 @@ class ReplyStrategy(Protocol):
     name: str
 
     async def reply(self, ctx: ReplyContext) -> Reply: ...
-
-
-def humanise(intent: str) -> str:
-    return intent.replace("_", " ").strip(" ?").lower()
 
 
 def thompson_pick(
@@ -98,9 +94,11 @@ class TemplateReplies:
             )
         prefix = lead.text if lead else "I'm not sure I understood."
         if len(options) == 2:
-            text = f"{prefix} Did you mean {humanise(options[0])}, or {humanise(options[1])}?"
+            text = (
+                f"{prefix} Did you mean {intent_title(options[0])}, or {intent_title(options[1])}?"
+            )
         elif options:
-            text = f"{prefix} Did you mean {humanise(options[0])}?"
+            text = f"{prefix} Did you mean {intent_title(options[0])}?"
         else:
             text = prefix
         rid = (lead.id if lead else "clarify") + "+clarify:" + "|".join(options)

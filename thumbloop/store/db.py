@@ -11,13 +11,20 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, case, create_engine, event, select, text
+from sqlalchemy import Engine, case, create_engine, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
-from thumbloop.contracts import Interaction, Vote
-from thumbloop.store.schema import LIVE, WITHDRAWN, InteractionRow, VoteRow
+from thumbloop.contracts import Correction, Interaction, Vote
+from thumbloop.store.schema import (
+    CORRECTION_WITHDRAWN,
+    LIVE,
+    WITHDRAWN,
+    CorrectionRow,
+    InteractionRow,
+    VoteRow,
+)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -151,11 +158,15 @@ def live_vote(session: Session, interaction_id: str, rater: str) -> int | None:
     return int(value) if value is not None else None
 
 
+def _utc(at: datetime) -> datetime:
+    # one zone for every stored time: SQLite compares them as text
+    return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 def _cast(
     session: Session, interaction_id: str, rater: str, value: int, platform: str, at: datetime
 ) -> bool:
-    # one zone for every stored time: SQLite compares them as text
-    at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    at = _utc(at)
     stmt = insert_for(session)(VoteRow).values(
         interaction_id=interaction_id,
         rater=rater,
@@ -187,3 +198,62 @@ def votes_for(session: Session, interaction_id: str) -> list[VoteRow]:
     return list(
         session.scalars(select(VoteRow).where(VoteRow.interaction_id == interaction_id, LIVE))
     )
+
+
+def upsert_correction(session: Session, correction: Correction) -> bool:
+    """One correction per (interaction, rater), the one made last (``Correction.at``) winning
+    whatever order the queue delivers them in, as :func:`upsert_vote`. Returns False when a
+    newer one (or a newer withdrawal) was already stored."""
+    return _correct(
+        session,
+        str(correction.interaction_id),
+        correction.rater,
+        correction.kind,
+        correction.label,
+        correction.platform,
+        correction.at,
+    )
+
+
+def withdraw_correction(
+    session: Session, interaction_id: str, rater: str, platform: str, at: datetime
+) -> bool:
+    """Withdraw the rater's correction as of ``at`` (a tombstone row); False when a correction
+    made after ``at`` is already stored."""
+    return _correct(session, interaction_id, rater, CORRECTION_WITHDRAWN, None, platform, at)
+
+
+def _correct(
+    session: Session,
+    interaction_id: str,
+    rater: str,
+    kind: str,
+    label: str | None,
+    platform: str,
+    at: datetime,
+) -> bool:
+    stmt = insert_for(session)(CorrectionRow).values(
+        interaction_id=interaction_id,
+        rater=rater,
+        kind=kind,
+        label=label,
+        platform=platform,
+        corrected_at=_utc(at),
+        updated_at=datetime.now(UTC),
+    )
+    changed = (CorrectionRow.kind != stmt.excluded.kind) | (
+        func.coalesce(CorrectionRow.label, "") != func.coalesce(stmt.excluded.label, "")
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["interaction_id", "rater"],
+        set_={
+            "kind": stmt.excluded.kind,
+            "label": stmt.excluded.label,
+            "corrected_at": stmt.excluded.corrected_at,
+            # the same correction sent again is not news to a retrain
+            "updated_at": case((changed, stmt.excluded.updated_at), else_=CorrectionRow.updated_at),
+        },
+        where=CorrectionRow.corrected_at <= stmt.excluded.corrected_at,
+    )
+    result: Any = session.execute(stmt)
+    return bool(result.rowcount)

@@ -12,7 +12,14 @@ from sqlalchemy import case, delete, null, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from thumbloop.store.db import insert_for
-from thumbloop.store.schema import LIVE, DroppedTaskRow, ForgottenUserRow, InteractionRow, VoteRow
+from thumbloop.store.schema import (
+    LIVE,
+    CorrectionRow,
+    DroppedTaskRow,
+    ForgottenUserRow,
+    InteractionRow,
+    VoteRow,
+)
 
 
 def aware(t: datetime) -> datetime:
@@ -24,6 +31,7 @@ def aware(t: datetime) -> datetime:
 class Forgotten:
     interactions: int
     votes: int  # live votes (withdrawals are removed too, not counted)
+    corrections: int  # the user's corrections and those of the user's messages
     dropped: int  # dropped_tasks rows whose payload named the user
     prompts: int  # other users' generator prompts that quoted the user's messages
     intents: frozenset[str]  # intents whose reply posteriors this changed
@@ -51,9 +59,10 @@ def forgotten_before(session: Session, user_hash: str, at: datetime) -> bool:
 
 
 def forget_user(session: Session, user_hash: str, at: datetime | None = None) -> Forgotten:
-    """Delete the user's interactions and votes (withdrawals too), the dropped tasks that name
-    them and other users' generator prompts that quote their messages (history turns of a
-    group chat), and record a tombstone as of ``at`` (default now)."""
+    """Delete the user's interactions, votes and corrections (withdrawals too), the corrections
+    of their messages, the dropped tasks that name them and other users' generator prompts that
+    quote their messages (history turns of a group chat), and record a tombstone as of ``at``
+    (default now)."""
     guard_user(session, user_hash, exclusive=True)
     when = aware(at or datetime.now(UTC))
     stmt = insert_for(session)(ForgottenUserRow).values(user_hash=user_hash, forgotten_at=when)
@@ -83,6 +92,14 @@ def forget_user(session: Session, user_hash: str, at: datetime | None = None) ->
     ).all()
     votes: Any = session.execute(delete(VoteRow).where(VoteRow.rater == user_hash, LIVE))
     session.execute(delete(VoteRow).where(VoteRow.rater == user_hash))
+    # the user's picks, and every correction of the user's messages (a pick quotes nothing, but
+    # labels a message that is gone)
+    mine_ids = select(InteractionRow.interaction_id).where(InteractionRow.user_hash == user_hash)
+    corrections: Any = session.execute(
+        delete(CorrectionRow).where(
+            or_(CorrectionRow.rater == user_hash, CorrectionRow.interaction_id.in_(mine_ids))
+        )
+    )
     inter: Any = session.execute(
         delete(InteractionRow).where(InteractionRow.user_hash == user_hash)
     )
@@ -95,6 +112,7 @@ def forget_user(session: Session, user_hash: str, at: datetime | None = None) ->
     return Forgotten(
         interactions=int(inter.rowcount or 0),
         votes=int(votes.rowcount or 0),
+        corrections=int(corrections.rowcount or 0),
         dropped=int(dropped.rowcount or 0),
         prompts=prompts,
         intents=frozenset({i for _, _, i in mine} | set(voted_on)),

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2 tables: interactions, votes, dropped tasks, forgotten users, training runs.
+"""SQLAlchemy 2 tables: interactions, votes, corrections, dropped tasks, forgotten users,
+training runs and the review inbox's.
 
 Votes carry no foreign key to interactions on purpose: a vote may arrive before the
 interaction it rates (two queues, two workers) and is joined later by id.
@@ -78,6 +79,37 @@ class VoteRow(Base):
 
 WITHDRAWN = 0
 LIVE = VoteRow.value != WITHDRAWN  # the filter every reader of votes applies
+
+
+CORRECTION_KINDS = ("intent", "unhelpful", "other")
+CORRECTION_WITHDRAWN = "withdrawn"
+
+
+class CorrectionRow(Base):
+    """What a rater said after a 👎 (``thumbloop.contracts.Correction``): one row per
+    (interaction, rater). Like votes, a withdrawal stays as a tombstone (kind ``withdrawn``) so a
+    correction made before it and delivered after it does not come back; readers count
+    ``LIVE_CORRECTION`` rows. No foreign key: it may arrive before its interaction."""
+
+    __tablename__ = "corrections"
+    __table_args__ = (
+        UniqueConstraint("interaction_id", "rater", name="uq_correction_rater"),
+        CheckConstraint(
+            "kind IN ('intent', 'unhelpful', 'other', 'withdrawn')", name="ck_correction_kind"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    interaction_id: Mapped[str] = mapped_column(String(36), index=True)
+    rater: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    corrected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+LIVE_CORRECTION = CorrectionRow.kind != CORRECTION_WITHDRAWN
 
 
 MALFORMED, FAILED, FORGOTTEN = "malformed", "failed", "forgotten"  # DroppedTaskRow.kind

@@ -26,7 +26,7 @@ from serving.state import ServingState
 from tests.integration.servers import run_uvicorn
 from tests.integration.serving.bundles import corrupt_heads, nan_heads
 from tests.services import redis_url
-from thumbloop.contracts import IncomingMessage, Prediction
+from thumbloop.contracts import IncomingMessage, IntentAnswerRequest, Prediction
 from thumbloop.model.device import cpu_has_native_bf16
 from thumbloop.settings import Settings
 
@@ -93,7 +93,7 @@ def test_predict_returns_a_full_prediction(server: str, versions: dict[str, str]
     p = Prediction.model_validate_json(r.content)
     assert p.model_version == f"{NAME}/{versions['v1']}"
     assert p.intent.name == "card_arrival"
-    assert len(p.intent.ranking) == 3
+    assert len(p.intent.ranking) == 4
     assert p.reply.text and p.reply.response_id.startswith("card_arrival/")
     info = httpx.get(f"{server}/v1/model").json()
     assert (
@@ -106,6 +106,26 @@ def test_predict_returns_a_full_prediction(server: str, versions: dict[str, str]
     assert httpx.get(f"{server}/healthz").status_code == 200
     assert httpx.get(f"{server}/readyz").json()["status"] == "ready"
     assert httpx.get(f"{server}/docs").status_code == 200
+
+
+def test_answer_replies_to_a_picked_intent_through_the_client(server: str) -> None:
+    async def go() -> None:
+        async with ServingClient(server, retries=0) as client:
+            reply = await client.answer(IntentAnswerRequest(intent="card_arrival"))
+            assert reply.response_id.startswith("card_arrival/") and reply.text
+            sad = await client.answer(
+                IntentAnswerRequest(intent="card_arrival", sentiment="negative")
+            )
+            assert sad.response_id.startswith("card_arrival/") and sad.text
+            with pytest.raises(ServingRejected) as refused:
+                await client.answer(IntentAnswerRequest(intent="no_such_intent"))
+            assert refused.value.status == 422
+
+    asyncio.run(go())
+    # the out-of-scope class is no answer: it is what a pick replaces
+    r = httpx.post(f"{server}/v1/answer", json={"intent": "out_of_scope"})
+    assert r.status_code == 422 and "out_of_scope" in r.json()["detail"]
+    assert httpx.post(f"{server}/v1/answer", json={"intent": ""}).status_code == 422
 
 
 @pytest.mark.parametrize(

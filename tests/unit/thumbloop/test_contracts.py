@@ -50,7 +50,7 @@ def test_prediction_round_trips_json_and_caps_ranking() -> None:
             intent={
                 "name": "a",
                 "confidence": 0.5,
-                "ranking": [{"name": "a", "confidence": 0.1}] * 4,
+                "ranking": [{"name": "a", "confidence": 0.1}] * 5,
             },
             sentiment={"label": "neutral", "score": 0.8},
             reply={"text": "hi", "response_id": "a/1"},
@@ -124,3 +124,21 @@ def test_hash_id_is_keyed_and_namespaced() -> None:
     assert hash_id("a", "slack", "U1") != hash_id("a", "telegram", "U1")
     assert hash_id("a", "slack", "U1") == hash_id("a", "slack", "U1")
     assert len(hash_id("a", "slack", "U1")) == 64
+
+
+def test_correction_carries_a_label_exactly_when_an_intent_was_picked() -> None:
+    from thumbloop.contracts import Correction
+
+    iid = uuid.uuid4()
+    picked = Correction(
+        interaction_id=iid, rater=RATER, kind="intent", label="card_arrival", platform="slack"
+    )
+    assert Correction.model_validate_json(picked.model_dump_json()) == picked
+    assert Correction(interaction_id=iid, rater=RATER, kind="other", platform="cli").label is None
+    for kind, label in (("intent", None), ("intent", ""), ("unhelpful", "card_arrival")):
+        with pytest.raises(ValidationError, match="label"):
+            Correction(interaction_id=iid, rater=RATER, kind=kind, label=label, platform="cli")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        Correction(interaction_id=iid, rater=RATER, kind="wrong", platform="cli")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="HMAC"):
+        Correction(interaction_id=iid, rater="42", kind="other", platform="cli")

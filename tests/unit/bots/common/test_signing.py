@@ -85,3 +85,39 @@ def test_keys_stay_out_of_reprs_and_an_empty_key_is_refused() -> None:
     assert OLD not in repr(SigningKeys(NEW, OLD)) and NEW not in repr(SigningKeys(NEW))
     with pytest.raises(ValueError):
         SigningKeys("")
+
+
+def test_choice_tokens_round_trip_fit_telegram_and_survive_a_rotation() -> None:
+    from bots.common.signing import CHOICES, sign_choice, verify_choice
+
+    iid = uuid.UUID(int=(1 << 128) - 1)
+    for choice in CHOICES:
+        token = sign_choice(SigningKeys(NEW, OLD), iid, choice)
+        assert len(token.encode()) <= 64
+        assert verify_choice(SigningKeys(NEW, OLD), token) == (iid, choice)
+        assert verify_choice(SigningKeys(NEW), token) == (iid, choice)
+        # signed before a rotation, checked after it while the old key is still kept
+        assert verify_choice(SigningKeys(NEW, OLD), sign_choice(SigningKeys(OLD), iid, choice))
+    with pytest.raises(ValueError):
+        sign_choice(K, iid, "9")
+
+
+@pytest.mark.parametrize("mutate", ["other-key", "other-choice", "vote-token", "truncate"])
+def test_forged_choice_tokens_are_refused(mutate: str) -> None:
+    from bots.common.signing import sign_choice, verify_choice
+
+    iid = uuid.uuid4()
+    token = sign_choice(K, iid, "1")
+    if mutate == "other-key":
+        bad = sign_choice(SigningKeys("not-k"), iid, "1")
+    elif mutate == "other-choice":
+        bad = token.replace(".1.", ".0.")  # a pick moved to another intent
+    elif mutate == "vote-token":
+        bad = sign_vote(K, iid, -1)  # a vote token is no choice token
+    else:
+        bad = token[:-2]
+    with pytest.raises(InvalidVoteToken):
+        verify_choice(K, bad)
+    # nor is a choice token a vote token
+    with pytest.raises(InvalidVoteToken):
+        verify_vote(K, token)
