@@ -30,6 +30,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -37,10 +38,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bots.common.followup_store import make_followup_store
 from bots.common.history import History, make_history
 from bots.common.outbox import Outbox, spool_path
 from bots.common.signing import SigningKeys
-from bots.slack.convert import VOTE_ACTION
+from bots.slack.convert import CHOICE_ACTION, VOTE_ACTION
 from bots.slack.handlers import SlackHandlers
 from bots.slack.state import SlackState, make_slack_state
 from serving.client import ServingClient
@@ -121,6 +123,24 @@ def skip_repeated_events(
     return middleware
 
 
+async def answer_malformed_with_400(
+    error: Exception, response: BoltResponse | None
+) -> BoltResponse | None:
+    """Bolt's error handler. Found by fuzzing (tests/fuzz): bolt's own middleware and matchers
+    raise on well-signed payloads of unexpected shapes (an action list that is empty, an event
+    that is a list, ...), and bolt answered those 500. An error raised inside slack_bolt or
+    slack_sdk is the request's fault: 400. An error of ours stays a 500, logged in full."""
+    tb, last = error.__traceback__, None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    module = last.tb_frame.f_globals.get("__name__", "") if last is not None else ""
+    if response is not None and module.startswith(("slack_bolt.", "slack_sdk.")):
+        log.warning("a malformed request (%s: %s in %s)", type(error).__name__, error, module)
+        return BoltResponse(status=400, body="malformed request")
+    log.error("a Slack listener failed", exc_info=error)
+    return None
+
+
 # -- the app ------------------------------------------------------------------------------
 
 
@@ -133,6 +153,7 @@ class SlackBot:
     outbox: Outbox
     serving: ServingClient
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    signing_secret: str | None = None  # HTTP mode: checked before bolt parses a body
 
     async def aclose(self, drain_timeout_s: float = 5.0) -> None:
         await self.outbox.aclose(drain_timeout_s)
@@ -159,6 +180,7 @@ def build_bolt_app(
         logger=logging.getLogger("bots.slack.app.bolt"),
     )
     app.middleware(skip_repeated_events(handlers.state))
+    app.error(answer_malformed_with_400)
 
     async def on_message(
         event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
@@ -173,6 +195,11 @@ def build_bolt_app(
     async def on_vote(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()  # Slack's 3-second rule: acknowledge first, work after
         await handlers.on_vote_click(body, client)
+
+    @app.action(re.compile(CHOICE_ACTION.pattern))
+    async def on_choice(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await handlers.on_choice_click(body, client)
 
     async def on_reaction(
         event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
@@ -219,7 +246,8 @@ def build_slack_bot(
         closers.append(close_queue)
     history = history if history is not None else make_history(settings)
     state = state if state is not None else make_slack_state(settings)
-    for part in (history, state):
+    followups = make_followup_store(settings)
+    for part in (history, state, followups):
         aclose = getattr(part, "aclose", None)
         if aclose is not None:
             closers.append(aclose)
@@ -234,18 +262,37 @@ def build_slack_bot(
         history=history,
         state=state,
         outbox=outbox,
+        followups=followups,
     )
     app = build_bolt_app(settings, handlers, client=client, http=http)
-    return SlackBot(app=app, handlers=handlers, outbox=outbox, serving=serving, closers=closers)
+    return SlackBot(
+        app=app,
+        handlers=handlers,
+        outbox=outbox,
+        serving=serving,
+        closers=closers,
+        signing_secret=_secret(settings.bots.slack_signing_secret),
+    )
 
 
 def build_http_app(bot: SlackBot, *, max_body_bytes: int = MAX_BODY_BYTES) -> ASGIApp:
     """ASGI app for the Events API: ``POST /slack/events`` (bolt) and ``GET /healthz``, behind
     :class:`BodyLimit`."""
     handler = AsyncSlackRequestHandler(bot.app)
+    verifier = SignatureVerifier(bot.signing_secret) if bot.signing_secret else None
 
     async def events(request: Request) -> Response:
-        return await handler.handle(request)
+        # Found by fuzzing (tests/fuzz): bolt parses a body before it checks the signature, and
+        # slack_sdk's check raises on a timestamp that is not a number or a body that is not
+        # UTF-8; both answered 500. Unsigned requests now get 401 before anything is parsed,
+        # and a signed body bolt cannot make sense of gets 400.
+        if verifier is not None and not _signed(verifier, await request.body(), request):
+            return PlainTextResponse("invalid request signature", status_code=401)
+        try:
+            return await handler.handle(request)
+        except Exception:  # bolt's own parsing: listeners' errors never reach here
+            log.warning("a signed request bolt could not parse", exc_info=True)
+            return PlainTextResponse("malformed request", status_code=400)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -263,6 +310,16 @@ def build_http_app(bot: SlackBot, *, max_body_bytes: int = MAX_BODY_BYTES) -> AS
         lifespan=lifespan,
     )
     return BodyLimit(app, max_body_bytes)
+
+
+def _signed(verifier: SignatureVerifier, body: bytes, request: Request) -> bool:
+    headers = request.headers
+    try:
+        return verifier.is_valid(
+            body, headers.get("x-slack-request-timestamp"), headers.get("x-slack-signature")
+        )
+    except ValueError:  # a timestamp that is not a number; a body that is not UTF-8
+        return False
 
 
 class BodyLimit:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 Subcommand = Literal["help", "privacy", "forget"]
 
 VOTE_ACTION = re.compile(r"^thumbloop_vote_(up|down)$")
+CHOICE_ACTION_PREFIX = "thumbloop_choice_"  # + the choice: 0-3, o (something else), h
+CHOICE_ACTION = re.compile(rf"^{CHOICE_ACTION_PREFIX}([0-3oh])$")
 
 # Slack's canonical names (`thumbsup` is an alias it normalises to `+1`, but accept both).
 REACTION_VALUES: dict[str, int] = {"+1": 1, "thumbsup": 1, "-1": -1, "thumbsdown": -1}
@@ -48,6 +50,21 @@ class VoteClick:
     message_ts: str
     message_text: str
     blocks: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ChoiceClick:
+    """A press on one of our follow-up buttons (the value is still unverified)."""
+
+    token: str
+    choice: str  # what the button's action_id says
+    user: str
+    channel: str
+    message_ts: str
+    thread_ts: str  # where the reply sits: answers to a pick go to the same thread
+    message_text: str
+    blocks: list[dict[str, Any]]
+    at: datetime  # when the person pressed (the action's own time)
 
 
 @dataclass(frozen=True)
@@ -151,6 +168,40 @@ def vote_click(body: Mapping[str, Any]) -> VoteClick | None:
             message_ts=ts,
             message_text=(_str(message.get("text")) if isinstance(message, dict) else None) or "",
             blocks=[b for b in blocks if isinstance(b, dict)] if isinstance(blocks, list) else [],
+        )
+    return None
+
+
+def choice_click(body: Mapping[str, Any]) -> ChoiceClick | None:
+    """The first follow-up button in a ``block_actions`` payload; ``None`` if malformed."""
+    actions = body.get("actions")
+    if not isinstance(actions, list):
+        return None
+    for action in actions:
+        if not isinstance(action, dict):
+            continue
+        match = CHOICE_ACTION.match(str(action.get("action_id", "")))
+        if match is None:
+            continue
+        vote = vote_click({**body, "actions": [{**action, "action_id": "thumbloop_vote_up"}]})
+        if vote is None:
+            return None
+        message = body.get("message")
+        thread = _str(message.get("thread_ts")) if isinstance(message, dict) else None
+        try:
+            at = datetime.fromtimestamp(float(action["action_ts"]), UTC)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            at = datetime.now(UTC)
+        return ChoiceClick(
+            token=vote.token,
+            choice=match.group(1),
+            user=vote.user,
+            channel=vote.channel,
+            message_ts=vote.message_ts,
+            thread_ts=thread or vote.message_ts,
+            message_text=vote.message_text,
+            blocks=vote.blocks,
+            at=at,
         )
     return None
 

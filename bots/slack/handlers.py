@@ -19,9 +19,16 @@ from typing import Any, Final
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.common import followup as fu
+from bots.common.followup_store import FollowUpStore, InMemoryFollowUps
 from bots.common.history import History
 from bots.common.outbox import Outbox
-from bots.common.signing import InvalidVoteToken, SigningKeys, sign_vote, verify_vote
+from bots.common.signing import (
+    InvalidVoteToken,
+    SigningKeys,
+    sign_vote,
+    verify_vote,
+)
 from bots.slack.convert import (
     Inbound,
     inbound_from_event,
@@ -30,6 +37,7 @@ from bots.slack.convert import (
     remaining_thumb,
     vote_click,
 )
+from bots.slack.followups import SlackFollowUps
 from bots.slack.state import SlackState
 from bots.slack.texts import (
     APOLOGY,
@@ -40,9 +48,17 @@ from bots.slack.texts import (
     reply_blocks,
     reply_text,
     voted_blocks,
+    with_followup,
 )
+from bots.slack.web import api_error, post_ephemeral, update_message
 from serving.client import ServingClient, ServingRejected, ServingUnavailable
-from thumbloop.contracts import IncomingMessage, Interaction, Prediction, Turn, Vote
+from thumbloop.contracts import (
+    IncomingMessage,
+    Interaction,
+    Prediction,
+    Turn,
+    Vote,
+)
 from thumbloop.identity import hash_id
 from thumbloop.task_names import (
     FORGET_USER,
@@ -81,6 +97,7 @@ class SlackHandlers:
         history: History,
         state: SlackState,
         outbox: Outbox,
+        followups: FollowUpStore | None = None,
     ) -> None:
         self._id_key = id_key  # hashes Slack's ids
         self._signing = signing  # signs and checks the vote buttons
@@ -89,6 +106,15 @@ class SlackHandlers:
         self.state = state
         self.outbox = outbox
         self.counters = SlackCounters()
+        self.choices = SlackFollowUps(
+            signing=signing,
+            hash_id=self._hash,
+            serving=serving,
+            history=history,
+            state=state,
+            outbox=outbox,
+            store=followups or InMemoryFollowUps(),
+        )
 
     def _hash(self, raw_id: str) -> str:
         return hash_id(self._id_key, PLATFORM, raw_id)
@@ -135,10 +161,13 @@ class SlackHandlers:
         prediction: Prediction,
     ) -> None:
         iid = prediction.interaction_id
+        followup = fu.plan(prediction, key)
+        await self.choices.store.offer(iid, followup)
         blocks = reply_blocks(
             prediction.reply.text,
             sign_vote(self._signing, iid, 1),
             sign_vote(self._signing, iid, -1),
+            self.choices.blocks(iid, followup) if followup.at_once else None,
         )
         try:
             posted = await client.chat_postMessage(
@@ -149,7 +178,7 @@ class SlackHandlers:
                 unfurl_links=False,
             )
         except SlackApiError as exc:
-            log.error("reply not delivered: %s", _api_error(exc))
+            log.error("reply not delivered: %s", api_error(exc))
             return
         reply_ts = str(posted.get("ts") or "")
         self.counters.replies += 1
@@ -176,7 +205,7 @@ class SlackHandlers:
                 channel=inbound.channel, thread_ts=inbound.thread_ts, text=text
             )
         except SlackApiError as exc:
-            log.error("message not delivered: %s", _api_error(exc))
+            log.error("message not delivered: %s", api_error(exc))
 
     # -- votes ----------------------------------------------------------------------------
 
@@ -194,18 +223,16 @@ class SlackHandlers:
         except InvalidVoteToken as exc:
             self.counters.refused_votes += 1
             log.warning("refused a vote: %s", exc)
-            await self._ephemeral(client, click.channel, click.user, FORGED_VOTE)
+            await post_ephemeral(client, click.channel, click.user, FORGED_VOTE)
             return
         self._record_vote(iid, click.user, value)
-        try:
-            await client.chat_update(
-                channel=click.channel,
-                ts=click.message_ts,
-                text=click.message_text or "Thumbloop",
-                blocks=voted_blocks(click.blocks, value),
-            )
-        except SlackApiError as exc:
-            log.warning("vote recorded but message not updated: %s", _api_error(exc))
+        after = await self.choices.after_vote(iid, self._hash(click.user), value)
+        blocks = with_followup(voted_blocks(click.blocks, value), after)
+        await update_message(client, click.channel, click.message_ts, click.message_text, blocks)
+
+    async def on_choice_click(self, body: Mapping[str, Any], client: AsyncWebClient) -> None:
+        """Called after ``ack()``: a follow-up choice (:mod:`bots.slack.followups`)."""
+        await self.choices.on_click(body, client)
 
     def _record_vote(
         self, iid: uuid.UUID, user: str, value: int, at: datetime | None = None
@@ -219,12 +246,6 @@ class SlackHandlers:
         )
         self.counters.votes += 1
         self.outbox.submit(RECORD_VOTE, vote_payload(vote))
-
-    async def _ephemeral(self, client: AsyncWebClient, channel: str, user: str, text: str) -> None:
-        try:
-            await client.chat_postEphemeral(channel=channel, user=user, text=text)
-        except SlackApiError as exc:
-            log.warning("ephemeral not delivered: %s", _api_error(exc))
 
     async def on_reaction(
         self, event: Mapping[str, Any], bot_user_id: str | None, client: AsyncWebClient
@@ -256,7 +277,7 @@ class SlackHandlers:
         try:
             resp = await client.reactions_get(channel=channel, timestamp=ts, full=True)
         except SlackApiError as exc:
-            log.warning("reactions.get failed (%s); withdrawing", _api_error(exc))
+            log.warning("reactions.get failed (%s); withdrawing", api_error(exc))
             return None
         message = resp.get("message") or {}
         return remaining_thumb(message.get("reactions"), user)
@@ -274,9 +295,3 @@ class SlackHandlers:
             return answer("help", raw)
         self.outbox.submit(FORGET_USER, forget_payload(self._hash(user), PLATFORM))
         return FORGET_DONE
-
-
-def _api_error(exc: SlackApiError) -> str:
-    """Slack's error code, or the HTTP status when the answer was not Slack's JSON."""
-    error = exc.response.get("error") if isinstance(exc.response.data, dict) else None
-    return str(error or f"HTTP {exc.response.status_code}")

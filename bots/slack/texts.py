@@ -1,17 +1,20 @@
 """What the Slack bot says and shows: the ``/thumbloop`` texts, apologies, and the Block Kit of
-its replies (the answer, 👍/👎 buttons, the vote taken). Pure."""
+its replies (the answer, 👍/👎 buttons, the vote taken, the follow-up choices). Pure."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-from bots.slack.convert import Subcommand
+from bots.common.followup import FollowUp
+from bots.slack.convert import CHOICE_ACTION_PREFIX, Subcommand
 
 VOTE_BLOCK_ID = "thumbloop_vote"
 STATUS_BLOCK_ID = "thumbloop_vote_status"
 UP_ACTION = "thumbloop_vote_up"
 DOWN_ACTION = "thumbloop_vote_down"
+FOLLOWUP_TITLE_ID = "thumbloop_followup_title"
+FOLLOWUP_BLOCK_ID = "thumbloop_followup"
 SECTION_LIMIT = 3000  # characters Slack accepts in a section's text
 
 Block = dict[str, Any]
@@ -40,6 +43,8 @@ FORGET_DONE = (
 APOLOGY = "Sorry, I can't answer right now. Please try again in a minute."
 REJECTED = "Sorry, I couldn't read that message (is it very long?). Could you shorten it?"
 FORGED_VOTE = "Sorry, that vote button isn't valid, so the vote was not recorded."
+FORGED_CHOICE = "Sorry, that button isn't valid, so nothing was recorded."
+TICK = "✓"
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -78,8 +83,11 @@ def reply_text(text: str) -> str:
     return escaped if len(escaped) <= SECTION_LIMIT else escaped[: SECTION_LIMIT - 1] + "…"
 
 
-def reply_blocks(text: str, up_value: str, down_value: str) -> list[Block]:
-    """A section with the reply, then the two vote buttons carrying signed values."""
+def reply_blocks(
+    text: str, up_value: str, down_value: str, followup: list[Block] | None = None
+) -> list[Block]:
+    """A section with the reply, then the two vote buttons carrying signed values, then the
+    follow-up's blocks when it is shown at once (a reply that asked to clarify)."""
     return [
         {"type": "section", "text": {"type": "mrkdwn", "text": reply_text(text)}},
         {
@@ -90,6 +98,7 @@ def reply_blocks(text: str, up_value: str, down_value: str) -> list[Block]:
                 _button(DOWN_ACTION, "👎", down_value),
             ],
         },
+        *(followup or []),
     ]
 
 
@@ -127,3 +136,36 @@ def voted_blocks(blocks: list[Block], value: int) -> list[Block]:
                 }
             )
     return out
+
+
+def followup_blocks(
+    followup: FollowUp, tokens: dict[str, str], picked: str | None = None
+) -> list[Block]:
+    """The question and one button per choice (``tokens``: each choice's signed value); the
+    ``picked`` one is ticked and highlighted."""
+    buttons = []
+    for choice in followup.choices:
+        label = followup.label(choice)
+        chosen = choice == picked
+        buttons.append(
+            _button(
+                f"{CHOICE_ACTION_PREFIX}{choice}",
+                f"{TICK} {label}" if chosen else label,
+                tokens[choice],
+                "primary" if chosen else None,
+            )
+        )
+    return [
+        {
+            "type": "context",
+            "block_id": FOLLOWUP_TITLE_ID,
+            "elements": [{"type": "mrkdwn", "text": f"*{followup.question}*"}],
+        },
+        {"type": "actions", "block_id": FOLLOWUP_BLOCK_ID, "elements": buttons},
+    ]
+
+
+def with_followup(blocks: list[Block], followup: list[Block]) -> list[Block]:
+    """The message's blocks with its follow-up replaced by ``followup`` (empty: removed)."""
+    kept = [b for b in blocks if b.get("block_id") not in (FOLLOWUP_TITLE_ID, FOLLOWUP_BLOCK_ID)]
+    return kept + followup

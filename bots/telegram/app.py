@@ -30,6 +30,7 @@ from telegram.ext import (
     filters,
 )
 
+from bots.common.followup_store import make_followup_store
 from bots.common.history import make_history
 from bots.common.outbox import Outbox, spool_path
 from bots.common.signing import SigningKeys
@@ -153,6 +154,7 @@ def make_deps(settings: Settings, options: TelegramOptions) -> TelegramDeps:
         ),
         history=make_history(settings),
         refs=make_reply_refs(settings),
+        followups=make_followup_store(settings),
         history_turns=settings.bots.history_turns,
         history_ttl_s=settings.bots.history_ttl_s,
         reply_timeout_s=options.reply_timeout_s,
@@ -229,7 +231,7 @@ def _closer(
 ) -> Callable[[Application[Any, Any, Any, Any, Any, Any]], Coroutine[Any, Any, None]]:
     async def close(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         await deps.outbox.aclose()
-        for resource in (deps.serving, deps.refs, deps.history):
+        for resource in (deps.serving, deps.refs, deps.followups, deps.history):
             aclose = getattr(resource, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -267,7 +269,9 @@ def run_webhook(
     **run_kwargs: Any,
 ) -> None:
     """Listens on ``listen:port/path`` (TLS terminated in front) and registers ``url`` with
-    Telegram; requests without the right ``X-Telegram-Bot-Api-Secret-Token`` get 403."""
+    Telegram; requests without the right ``X-Telegram-Bot-Api-Secret-Token`` get 403, and a
+    body that is not a JSON object gets 400 (:func:`strict_webhook_bodies`)."""
+    strict_webhook_bodies()
     app.run_webhook(
         listen=webhook.listen,
         port=webhook.port,
@@ -279,6 +283,37 @@ def run_webhook(
         bootstrap_retries=bootstrap_retries,
         **run_kwargs,
     )
+
+
+def strict_webhook_bodies() -> None:
+    """Found by fuzzing (tests/fuzz): python-telegram-bot's webhook handler decodes and parses
+    the body outside its error handling, so a request with the right secret but a body that is
+    not UTF-8 JSON (or is nested too deep to parse) answered 500. Its handler class is replaced,
+    once, by a subclass that answers those 400 after the same content-type and secret checks
+    (403 first: nothing is parsed for a request without the secret), then does what PTB does."""
+    import json
+
+    import tornado.web
+    from telegram.ext._utils import webhookhandler  # tornado: only where a webhook runs
+
+    if getattr(webhookhandler.TelegramHandler, "strict_bodies", False):
+        return
+
+    class StrictTelegramHandler(webhookhandler.TelegramHandler):
+        __slots__ = ()
+        strict_bodies = True
+
+        async def post(self) -> None:
+            self._validate_post()
+            try:
+                data = json.loads(self.request.body.decode())
+            except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+                raise tornado.web.HTTPError(400, reason="the body is not UTF-8 JSON") from exc
+            if not isinstance(data, dict):
+                raise tornado.web.HTTPError(400, reason="an update is a JSON object")
+            await super().post()
+
+    webhookhandler.TelegramHandler = StrictTelegramHandler  # type: ignore[misc]
 
 
 __all__ = [
@@ -296,5 +331,6 @@ __all__ = [
     "register_commands",
     "run_polling",
     "run_webhook",
+    "strict_webhook_bodies",
     "token_of",
 ]

@@ -13,9 +13,22 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from telegram import Chat, Message, MessageEntity, ReactionType, ReactionTypeEmoji
+from telegram import (
+    Chat,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    ReactionType,
+    ReactionTypeEmoji,
+)
 
-from bots.common.signing import InvalidVoteToken, SigningKeys, verify_vote
+from bots.common.signing import (
+    InvalidVoteToken,
+    SigningKeys,
+    is_choice_token,
+    verify_choice,
+    verify_vote,
+)
 from bots.telegram import texts
 
 
@@ -23,6 +36,14 @@ from bots.telegram import texts
 class VoteChoice:
     interaction_id: uuid.UUID
     value: int  # +1 / -1
+
+
+@dataclass(frozen=True)
+class ChoiceTap:
+    """A tap on a follow-up choice (after a 👎, or under a reply that asked to clarify)."""
+
+    interaction_id: uuid.UUID
+    choice: str  # one of bots.common.signing.CHOICES
 
 
 @dataclass(frozen=True)
@@ -77,10 +98,18 @@ def reaction_vote(old: Sequence[str], new: Sequence[str]) -> int | None:
     return 0 if old_t else None
 
 
-def parse_callback(keys: SigningKeys, data: str | None) -> VoteChoice | ForgetChoice | None:
-    """A verified vote, a forget confirmation, or None for anything forged or malformed."""
+def parse_callback(
+    keys: SigningKeys, data: str | None
+) -> VoteChoice | ChoiceTap | ForgetChoice | None:
+    """A verified vote or follow-up choice, a forget confirmation, or None for anything forged
+    or malformed."""
     if not data:
         return None
+    if is_choice_token(data):
+        try:
+            return ChoiceTap(*verify_choice(keys, data))
+        except InvalidVoteToken:
+            return None
     if data.startswith(f"{texts.FORGET_PREFIX}:"):
         parts = data.split(":")
         if len(parts) == 3 and parts[1] in ("y", "n") and re.fullmatch(r"[0-9a-f]{16}", parts[2]):
@@ -91,6 +120,23 @@ def parse_callback(keys: SigningKeys, data: str | None) -> VoteChoice | ForgetCh
     except InvalidVoteToken:
         return None
     return VoteChoice(iid, value)
+
+
+def vote_shown(markup: InlineKeyboardMarkup | None) -> int | None:
+    """The vote a reply's keyboard shows ticked (+1 / -1), or None."""
+    if markup is None or not markup.inline_keyboard:
+        return None
+    for button in markup.inline_keyboard[0]:
+        if button.text == f"{texts.UP} {texts.TICK}":
+            return 1
+        if button.text == f"{texts.DOWN} {texts.TICK}":
+            return -1
+    return None
+
+
+def followup_shown(markup: InlineKeyboardMarkup | None) -> bool:
+    """Whether a reply's keyboard shows follow-up choices under the 👍 / 👎 row."""
+    return markup is not None and len(markup.inline_keyboard) > 1
 
 
 def message_ref(conversation: str, message_id: int) -> str:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -20,24 +22,37 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
+from bots.common import followup as fu
+from bots.common.followup_store import FollowUpStore, InMemoryFollowUps
 from bots.common.history import History
 from bots.common.outbox import Outbox
 from bots.common.signing import SigningKeys
 from bots.telegram import texts
 from bots.telegram.convert import (
+    ChoiceTap,
     ForgetChoice,
     emojis_of,
+    followup_shown,
     is_addressed,
     message_ref,
     parse_callback,
     reaction_vote,
     strip_mention,
+    vote_shown,
 )
 from bots.telegram.state import ReplyRefs
-from bots.telegram.texts import MAX_TEXT, fit_text, forget_keyboard, user_tag, vote_keyboard
+from bots.telegram.texts import MAX_TEXT, fit_text, forget_keyboard, reply_keyboard, user_tag
 from serving.client import ServingRejected, ServingUnavailable
 from thumbloop import task_names as tasks
-from thumbloop.contracts import IncomingMessage, Interaction, Prediction, Turn, Vote
+from thumbloop.contracts import (
+    IncomingMessage,
+    IntentAnswerRequest,
+    Interaction,
+    Prediction,
+    Reply,
+    Turn,
+    Vote,
+)
 from thumbloop.identity import hash_id
 
 log = logging.getLogger(__name__)
@@ -48,6 +63,8 @@ Context = ContextTypes.DEFAULT_TYPE
 
 class Predictor(Protocol):
     async def predict(self, message: IncomingMessage) -> Prediction: ...
+
+    async def answer(self, request: IntentAnswerRequest) -> Reply: ...
 
 
 @dataclass
@@ -60,6 +77,7 @@ class TelegramDeps:
     outbox: Outbox
     history: History
     refs: ReplyRefs
+    followups: FollowUpStore = dataclasses.field(default_factory=InMemoryFollowUps)
     history_turns: int = 6
     history_ttl_s: int = 86_400
     reply_timeout_s: float = 6.0
@@ -114,9 +132,15 @@ class TelegramHandlers:
         prediction = await self._predict(bot, message, text, conversation)
         if prediction is None:
             return
+        followup = fu.plan(prediction, conversation)
+        await self.deps.followups.offer(prediction.interaction_id, followup)
         reply = await message.reply_text(
             fit_text(prediction.reply.text),
-            reply_markup=vote_keyboard(self.deps.signing, prediction.interaction_id),
+            reply_markup=reply_keyboard(
+                self.deps.signing,
+                prediction.interaction_id,
+                followup=followup if followup.at_once else None,
+            ),
             do_quote=_quote(message),
         )
         await self.deps.refs.put(conversation, reply.message_id, prediction.interaction_id)
@@ -202,16 +226,108 @@ class TelegramHandlers:
         if isinstance(choice, ForgetChoice):
             await self._confirm_forget(update, choice, rater)
             return
+        if isinstance(choice, ChoiceTap):
+            await self._on_choice(update, context, choice, rater)
+            return
         vote = Vote(
             interaction_id=choice.interaction_id, rater=rater, value=choice.value, platform=PLATFORM
         )
         self.deps.outbox.submit(tasks.RECORD_VOTE, tasks.vote_payload(vote))
-        await query.answer(texts.VOTE_THANKS[choice.value])
+        new = await self._keyboard_after_vote(choice.interaction_id, rater, choice.value)
+        asks = choice.value < 0 and len(new.inline_keyboard) > 1
+        await query.answer(texts.ASK_WHAT_WENT_WRONG if asks else texts.VOTE_THANKS[choice.value])
         message = query.message
-        if isinstance(message, Message):
-            new = vote_keyboard(self.deps.signing, choice.interaction_id, choice.value)
-            if message.reply_markup != new:
-                await _edit_keyboard(context.bot, message.chat.id, message.message_id, new)
+        if isinstance(message, Message) and message.reply_markup != new:
+            await _edit_keyboard(context.bot, message.chat.id, message.message_id, new)
+
+    async def _keyboard_after_vote(
+        self, iid: uuid.UUID, rater: str, value: int | None
+    ) -> InlineKeyboardMarkup:
+        """The keyboard once ``rater`` voted ``value`` (None: withdrew): after a 👎 the
+        follow-up choices; after a 👍 or a withdrawal none (and the rater's pick, if any, is
+        withdrawn), except under a reply that asked to clarify, whose choices always stay."""
+        followup = await self.deps.followups.offered(iid)
+        picked = await self.deps.followups.picked(iid, rater) if followup else None
+        keep = followup is not None and (value == -1 or followup.at_once)
+        if picked is not None and not keep:
+            await self._withdraw_pick(iid, rater)
+            picked = None
+        return reply_keyboard(
+            self.deps.signing, iid, value, followup if keep else None, picked if keep else None
+        )
+
+    async def _withdraw_pick(self, iid: uuid.UUID, rater: str) -> None:
+        payload = tasks.withdraw_payload(str(iid), rater, PLATFORM)
+        self.deps.outbox.submit(tasks.WITHDRAW_CORRECTION, payload)
+        await self.deps.followups.set_pick(iid, rater, None)
+
+    async def _on_choice(
+        self, update: Update, context: Context, tap: ChoiceTap, rater: str
+    ) -> None:
+        """A follow-up choice: record it (a tap on the chosen one withdraws it), tick it, and
+        after an intent pick answer that intent at once."""
+        query = update.callback_query
+        assert query is not None
+        if not await self.deps.followups.claim(f"tg:{query.id}"):
+            log.info("repeat delivery of a choice press ignored")
+            return
+        message = query.message if isinstance(query.message, Message) else None
+        iid = tap.interaction_id
+        if message is not None:  # a token moved onto another reply is refused
+            carried = await self.deps.refs.get(self.hashed(message.chat.id), message.message_id)
+            if carried is not None and carried != iid:
+                await query.answer(texts.BUTTON_INVALID, show_alert=True)
+                return
+        followup = await self.deps.followups.offered(iid)
+        if followup is None:
+            await query.answer(fu.EXPIRED, show_alert=True)
+            return
+        pick = fu.read_choice(followup, tap.choice)
+        if pick is None:
+            await query.answer(texts.BUTTON_INVALID, show_alert=True)
+            return
+        chosen: str | None = tap.choice
+        if await self.deps.followups.picked(iid, rater) == tap.choice:
+            await self._withdraw_pick(iid, rater)
+            chosen = None
+            await query.answer(fu.WITHDRAWN)
+        else:
+            made = fu.correction(pick, iid, rater, PLATFORM)
+            self.deps.outbox.submit(tasks.RECORD_CORRECTION, tasks.correction_payload(made))
+            await self.deps.followups.set_pick(iid, rater, tap.choice)
+            await query.answer(fu.thanks(pick))
+        if message is None:
+            return
+        markup = message.reply_markup
+        new = reply_keyboard(self.deps.signing, iid, vote_shown(markup), followup, chosen)
+        if followup_shown(markup) and markup != new:
+            await _edit_keyboard(context.bot, message.chat.id, message.message_id, new)
+        if chosen is not None and pick.label is not None:
+            await self._answer_pick(message, followup, pick.label)
+
+    async def _answer_pick(self, message: Message, followup: fu.FollowUp, intent: str) -> None:
+        """The reply to the intent the user picked, as a reply to the bot's message."""
+        request = IntentAnswerRequest(
+            intent=intent,
+            sentiment=followup.sentiment,
+            conversation_id=followup.conversation,
+            platform=PLATFORM,
+        )
+        try:
+            reply = await asyncio.wait_for(
+                self.deps.serving.answer(request), self.deps.reply_timeout_s
+            )
+            text = reply.text
+        except (ServingUnavailable, ServingRejected, TimeoutError) as exc:
+            log.warning("no answer to a picked intent: %s", type(exc).__name__)
+            text = texts.APOLOGY_UNAVAILABLE
+        try:
+            await message.reply_text(fit_text(text), do_quote=True)
+        except TelegramError as exc:
+            log.warning("answer to a picked intent not delivered: %s", type(exc).__name__)
+            return
+        conversation = self.hashed(message.chat.id)
+        await self.deps.history.append(conversation, Turn(role="assistant", text=text[:MAX_TEXT]))
 
     async def _confirm_forget(self, update: Update, choice: ForgetChoice, rater: str) -> None:
         query = update.callback_query
@@ -251,7 +367,7 @@ class TelegramHandlers:
         else:
             vote = Vote(interaction_id=iid, rater=rater, value=change, platform=PLATFORM, at=at)
             self.deps.outbox.submit(tasks.RECORD_VOTE, tasks.vote_payload(vote))
-        new = vote_keyboard(self.deps.signing, iid, change or None)
+        new = await self._keyboard_after_vote(iid, rater, change or None)
         await _edit_keyboard(context.bot, reaction.chat.id, reaction.message_id, new)
 
     # faults ---------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import uuid
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 
-from bots.common.signing import SigningKeys, sign_vote
+from bots.common.followup import FollowUp
+from bots.common.signing import SigningKeys, sign_choice, sign_vote
 
 UP, DOWN, TICK = "👍", "👎", "✓"
 MAX_TEXT = int(MessageLimit.MAX_TEXT_LENGTH)  # 4096
@@ -82,6 +83,7 @@ MENTION_EMPTY = "Yes? Ask me anything about your card, payments or account."
 TEXT_ONLY = "Sorry, I can only read text messages. Please type your question."
 
 VOTE_THANKS = {1: f"Thanks for the {UP}!", -1: f"Thanks, noted {DOWN}. I'll try to do better."}
+ASK_WHAT_WENT_WRONG = f"Thanks, noted {DOWN}. What went wrong? Tap an answer below."
 BUTTON_INVALID = "This button is not valid."
 
 
@@ -119,6 +121,31 @@ def vote_keyboard(
             ]
         ]
     )
+
+
+def reply_keyboard(
+    keys: SigningKeys,
+    interaction_id: uuid.UUID,
+    vote: int | None = None,
+    followup: FollowUp | None = None,
+    picked: str | None = None,
+) -> InlineKeyboardMarkup:
+    """The keyboard under a reply: the 👍 / 👎 row (``vote`` ticked), then, when ``followup`` is
+    given, one row per follow-up choice (signed; ``picked`` ticked). The 👍 / 👎 row stays, so
+    the vote can still change."""
+    rows = [list(vote_keyboard(keys, interaction_id, vote).inline_keyboard[0])]
+    if followup is not None:
+        for choice in followup.choices:
+            label = followup.label(choice)
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        f"{TICK} {label}" if choice == picked else label,
+                        callback_data=sign_choice(keys, interaction_id, choice),
+                    )
+                ]
+            )
+    return InlineKeyboardMarkup(rows)
 
 
 def user_tag(user_hash: str) -> str:

@@ -12,8 +12,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Final
 
+from bots.common import followup as fu
 from thumbloop import task_names as tasks
-from thumbloop.contracts import IncomingMessage, Interaction, Prediction, Turn, Vote
+from thumbloop.contracts import (
+    Correction,
+    IncomingMessage,
+    IntentAnswerRequest,
+    Interaction,
+    Prediction,
+    Turn,
+    Vote,
+)
 from thumbloop.identity import hash_id
 from thumbloop.queue import TaskSender
 
@@ -32,6 +41,7 @@ class ChatSession:
     history: list[Turn] = field(default_factory=list)
     last: Prediction | None = None
     last_text: str = ""
+    followup: fu.FollowUp | None = None  # what the last reply's follow-up offers
 
     @property
     def user_hash(self) -> str:
@@ -48,6 +58,7 @@ class ChatSession:
     def record(self, text: str, prediction: Prediction) -> None:
         """Remember the reply and send it to the learning queue as an interaction."""
         self.last, self.last_text = prediction, text
+        self.followup = fu.plan(prediction, self.conversation)
         self.history += [
             Turn(role="user", text=text),
             Turn(role="assistant", text=_short(prediction)),
@@ -73,10 +84,29 @@ class ChatSession:
         self.queue.send(tasks.RECORD_VOTE, tasks.vote_payload(vote))
         return vote
 
+    def correct(self, choice: str) -> Correction:
+        """Record what went wrong with the last reply: ``choice`` is one its follow-up offers
+        (``0``-``3``, ``o``, ``h``). A new pick replaces the earlier one (the last one wins)."""
+        if self.last is None or self.followup is None:
+            raise ValueError("nothing to correct yet: send a message first")
+        pick = fu.read_choice(self.followup, choice)
+        if pick is None:
+            raise ValueError(f"{choice!r} is not one of the choices offered")
+        made = fu.correction(pick, self.last.interaction_id, self.user_hash, PLATFORM)
+        self.queue.send(tasks.RECORD_CORRECTION, tasks.correction_payload(made))
+        return made
+
+    def answer_request(self, intent: str) -> IntentAnswerRequest:
+        """What to ask the serving worker for the reply to a picked intent."""
+        sentiment = self.last.sentiment.label if self.last is not None else "neutral"
+        return IntentAnswerRequest(
+            intent=intent, sentiment=sentiment, conversation_id=self.conversation, platform=PLATFORM
+        )
+
     def forget(self) -> None:
         self.queue.send(tasks.FORGET_USER, tasks.forget_payload(self.user_hash, PLATFORM))
         self.history.clear()
-        self.last = None
+        self.last = self.followup = None
 
 
 def _short(prediction: Prediction) -> str:

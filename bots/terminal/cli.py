@@ -29,7 +29,8 @@ def _settings(ctx: click.Context) -> Settings:
     type=click.File("r", encoding="utf-8"),
     default=None,
     help="Run a chat script ('-' for stdin) instead of prompting: "
-    "'> text' sends a message, '+' / '-' rates the last reply.",
+    "'> text' sends a message, '+' / '-' rates the last reply, '? 1' (or '? s', '? h') "
+    "says what went wrong after a '-'.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per step.")
 @click.option("--user", default=None, help="Your rater name (hashed) [default: login name].")

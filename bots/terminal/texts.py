@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from thumbloop.contracts import Prediction, Vote
+from bots.common.followup import FollowUp
+from bots.common.signing import OTHER, UNHELPFUL
+from thumbloop.contracts import Correction, Prediction, Vote
 
 HELP = (
     "Type a message and press Enter. On an empty line press '+' for 👍 or '-' for 👎 "
-    "on the last reply. /forget erases what you sent, /help shows this, /quit or Ctrl-D leaves."
+    "on the last reply; after a 👎 pick what went wrong (a number, s or h; Enter skips). "
+    "/forget erases what you sent, /help shows this, /quit or Ctrl-D leaves."
 )
+PICK_PROMPT = "pick ▸ "
 
 
 def reply_record(text: str, p: Prediction) -> dict[str, Any]:
@@ -48,3 +52,24 @@ def describe(p: Prediction) -> str:
 
 def vote_text(value: int) -> str:
     return "      👍 recorded" if value > 0 else "      👎 recorded"
+
+
+def choices_text(followup: FollowUp) -> str:
+    """The follow-up as numbered lines: ``1) card arrival`` …, ``s) Something else``, ``h) …``."""
+    keys = {OTHER: "s", UNHELPFUL: "h"}
+    lines = [f"      {followup.question}"]
+    for choice in followup.choices:
+        key = keys.get(choice, str(int(choice) + 1) if choice.isdigit() else choice)
+        lines.append(f"        {key}) {followup.label(choice)}")
+    lines.append("      (Enter skips)")
+    return "\n".join(lines)
+
+
+def correction_record(correction: Correction, answer: str | None) -> dict[str, Any]:
+    return {
+        "step": "pick",
+        "kind": correction.kind,
+        "label": correction.label,
+        "interaction_id": str(correction.interaction_id),
+        "answer": answer,
+    }

@@ -334,7 +334,8 @@ class SlackDelivery:
             "channel": {"id": channel, "name": "directmessage"},
             "message": message,
             "response_url": "https://hooks.slack.invalid/actions/1",
-            "actions": [{**action, "type": "button", "action_ts": f"{time.time():.6f}"}],
+            # an ``action_ts`` in ``action`` is kept: a redelivered press carries its own again
+            "actions": [{"type": "button", "action_ts": f"{time.time():.6f}", **action}],
         }
         body = urlencode({"payload": json.dumps(payload)})
         return self.post(body, "application/x-www-form-urlencoded")

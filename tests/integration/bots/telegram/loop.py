@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, func, select
 
 from bots.common.signing import SigningKeys, verify_vote
+from bots.telegram import texts
 from bots.telegram.app import TelegramOptions
 from tests.integration.fakes.telegram_bot import wait_until
 from tests.integration.fakes.telegram_server import FakeBotApi
@@ -20,7 +21,7 @@ from tests.services import redis_url
 from thumbloop.identity import hash_id
 from thumbloop.settings import Settings
 from thumbloop.store.db import session_scope, votes_for
-from thumbloop.store.schema import InteractionRow, VoteRow
+from thumbloop.store.schema import LIVE_CORRECTION, CorrectionRow, InteractionRow, VoteRow
 
 TOKEN = "515151:E2E-test-token"
 ID_KEY = "telegram-e2e-id-key"  # hashes ids
@@ -62,9 +63,31 @@ def ask(api: FakeBotApi, chat: dict[str, Any], user: dict[str, Any], words: str)
 
 
 def buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The first row: 👍 / 👎 under a reply (follow-up choices, if any, are the rows below)."""
     rows = message["reply_markup"]["inline_keyboard"]
-    assert len(rows) == 1 and len(rows[0]) == 2
+    assert len(rows[0]) == 2
     return list(rows[0])
+
+
+def choice(api: FakeBotApi, reply: dict[str, Any], label: str) -> str:
+    """The callback data of the follow-up choice ``label`` shown under ``reply`` now."""
+    current = api.message(reply["chat"]["id"], reply["message_id"])
+    for row in current["reply_markup"]["inline_keyboard"][1:]:
+        for button in row:
+            if button["text"].removeprefix(f"{texts.TICK} ") == label:
+                return str(button["callback_data"])
+    raise AssertionError(f"no choice {label!r} under the reply")
+
+
+def corrections_by(db: Engine, rater: str) -> list[tuple[str, str, str | None]]:
+    """(interaction, kind, label) of ``rater``'s live corrections."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            select(CorrectionRow.interaction_id, CorrectionRow.kind, CorrectionRow.label).where(
+                CorrectionRow.rater == rater, LIVE_CORRECTION
+            )
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
 
 
 def interaction_of(message: dict[str, Any]) -> uuid.UUID:

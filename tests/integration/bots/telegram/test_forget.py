@@ -3,16 +3,35 @@ theirs) and the chat's history are gone."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import redis
 from sqlalchemy import Engine
 
+from bots.common import followup as fu
 from bots.telegram import texts
-from tests.integration.bots.telegram.loop import ask, buttons, count_for, h, press_and_wait
+from tests.integration.bots.telegram.loop import (
+    ask,
+    buttons,
+    choice,
+    corrections_by,
+    count_for,
+    h,
+    interaction_of,
+    press_and_wait,
+)
 from tests.integration.fakes.telegram_bot import wait_until
 from tests.integration.fakes.telegram_server import FakeBotApi
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
+
+
+def _try(find: Callable[[], str]) -> str | None:
+    try:
+        return find()
+    except AssertionError:  # not shown yet
+        return None
 
 
 def test_forget_removes_only_the_asking_users_rows(
@@ -21,12 +40,18 @@ def test_forget_removes_only_the_asking_users_rows(
     bob, eve = api.user(2007, "Bob"), api.user(2008, "Eve")
     chat, eve_chat = api.private_chat(bob), api.private_chat(eve)
     first = ask(api, chat, bob, "my card has not arrived")
-    ask(api, chat, bob, "hello there")
+    second = ask(api, chat, bob, "hello there")
     press_and_wait(api, bob, first, buttons(first)[0]["callback_data"])
+    # a 👎 and what went wrong: the correction is stored, and /forget erases it too
+    press_and_wait(api, bob, second, buttons(second)[1]["callback_data"])
+    other = wait_until(lambda: _try(lambda: choice(api, second, fu.SOMETHING_ELSE)))
+    press_and_wait(api, bob, second, other)
+    iid = str(interaction_of(second))
+    assert wait_until(lambda: corrections_by(db, h(bob["id"]))) == [(iid, "other", None)]
     eve_reply = ask(api, eve_chat, eve, "how do I change my pin")
     press_and_wait(api, eve, eve_reply, buttons(eve_reply)[1]["callback_data"])
     wait_until(
-        lambda: count_for(db, h(bob["id"])) == (2, 1) and count_for(db, h(eve["id"])) == (1, 1)
+        lambda: count_for(db, h(bob["id"])) == (2, 2) and count_for(db, h(eve["id"])) == (1, 1)
     )
 
     before = len(api.bot_messages(chat["id"]))
@@ -49,5 +74,6 @@ def test_forget_removes_only_the_asking_users_rows(
     )
     assert "reply_markup" not in done
     assert wait_until(lambda: count_for(db, h(bob["id"])) == (0, 0))
+    assert corrections_by(db, h(bob["id"])) == []
     assert count_for(db, h(eve["id"])) == (1, 1)
     assert clean_redis.llen(f"thumbloop:history:{h(chat['id'])}") == 0

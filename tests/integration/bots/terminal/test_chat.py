@@ -54,7 +54,9 @@ def test_enter_sends_a_message_and_plus_on_an_empty_line_votes_up(
     bundle_server: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sender, _ = _type_into_chat(
-        bundle_server, ["my card has not arrived yet\r", "+", "hello there\r", "-", "/quit\r"]
+        # after the 👎 the chat asks what went wrong: Enter skips
+        bundle_server,
+        ["my card has not arrived yet\r", "+", "hello there\r", "-", "\r", "/quit\r"],
     )
     names = [name for name, _ in sender.sent]
     assert names == [

@@ -178,3 +178,23 @@ def test_slash_subcommands() -> None:
     assert parse_subcommand("  Privacy please") == "privacy"
     assert parse_subcommand("FORGET") == "forget"
     assert parse_subcommand("dance") is None
+
+
+def test_a_choice_click_carries_its_value_thread_and_time() -> None:
+    from bots.slack.convert import choice_click
+
+    body = {
+        "user": {"id": "U1"},
+        "channel": {"id": "C1"},
+        "message": {"ts": "10.5", "thread_ts": "9.1", "text": "hi", "blocks": [{"type": "x"}]},
+        "actions": [
+            {"action_id": "thumbloop_choice_h", "value": "c1.tok", "action_ts": "1700000000.25"}
+        ],
+    }
+    click = choice_click(body)
+    assert click is not None
+    assert (click.token, click.choice, click.user, click.channel) == ("c1.tok", "h", "U1", "C1")
+    assert (click.message_ts, click.thread_ts) == ("10.5", "9.1")
+    assert click.at.timestamp() == 1700000000.25
+    assert choice_click({**body, "actions": [{"action_id": "thumbloop_choice_9"}]}) is None
+    assert choice_click({**body, "user": {}}) is None

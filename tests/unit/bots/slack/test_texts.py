@@ -72,3 +72,26 @@ def test_slash_command_answers() -> None:
     assert "&lt;b&gt;x" in unknown and "`x`" not in unknown and HELP in unknown
     for text in ("/thumbloop help", "/thumbloop privacy", "/thumbloop forget"):
         assert text in HELP
+
+
+def test_follow_up_blocks_replace_the_old_ones_and_tick_the_pick() -> None:
+    from bots.common.followup import SOMETHING_ELSE, FollowUp
+    from bots.slack.convert import CHOICE_ACTION
+    from bots.slack.texts import FOLLOWUP_BLOCK_ID, TICK, followup_blocks, with_followup
+
+    plan = FollowUp(("card_arrival",), unhelpful=True)
+    tokens = {c: f"token-{c}" for c in plan.choices}
+    _, blocks = _blocks()
+    first = with_followup(blocks, followup_blocks(plan, tokens))
+    again = with_followup(first, followup_blocks(plan, tokens, picked="o"))
+    assert len(again) == len(blocks) + 2, "the old follow-up is replaced, not stacked"
+    buttons = next(b for b in again if b.get("block_id") == FOLLOWUP_BLOCK_ID)["elements"]
+    assert [b["text"]["text"] for b in buttons] == [
+        "card arrival",
+        f"{TICK} {SOMETHING_ELSE}",
+        "Right topic, the answer didn't help",
+    ]
+    assert [b["value"] for b in buttons] == ["token-0", "token-o", "token-h"]
+    assert [b.get("style") for b in buttons] == [None, "primary", None]
+    assert all(CHOICE_ACTION.match(b["action_id"]) for b in buttons)
+    assert with_followup(again, []) == blocks

@@ -59,3 +59,29 @@ def test_privacy_text_says_what_and_how_long() -> None:
 def test_command_names_are_valid_for_telegram() -> None:
     for name, description in texts.COMMANDS:
         assert re.fullmatch(r"[a-z0-9_]{1,32}", name) and 1 <= len(description) <= 256
+
+
+def test_the_reply_keyboard_adds_signed_follow_up_rows_under_the_votes() -> None:
+    from bots.common.followup import DIDNT_HELP, SOMETHING_ELSE, FollowUp
+    from bots.telegram.convert import ChoiceTap, followup_shown, vote_shown
+
+    iid = uuid.uuid4()
+    plan = FollowUp(("card_arrival", "lost_or_stolen_card"), unhelpful=True)
+    bare = texts.reply_keyboard(KEYS, iid)
+    assert [[b.text for b in row] for row in bare.inline_keyboard] == [[UP, DOWN]]
+    assert not followup_shown(bare) and vote_shown(bare) is None
+    markup = texts.reply_keyboard(KEYS, iid, -1, plan, picked="1")
+    rows = [[b.text for b in row] for row in markup.inline_keyboard]
+    assert rows == [
+        [UP, f"{DOWN} {texts.TICK}"],
+        ["card arrival"],
+        [f"{texts.TICK} lost or stolen card"],
+        [SOMETHING_ELSE],
+        [DIDNT_HELP],
+    ]
+    assert followup_shown(markup) and vote_shown(markup) == -1
+    data = [row[0].callback_data for row in markup.inline_keyboard[1:]]
+    assert all(isinstance(d, str) and len(d.encode()) <= 64 for d in data)
+    read = [parse_callback(KEYS, str(d)) for d in data]
+    assert read == [ChoiceTap(iid, c) for c in ("0", "1", "o", "h")]
+    assert parse_callback(SigningKeys("other"), str(data[0])) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from thumbloop.contracts import (
     IntentResult,
     Interaction,
     Prediction,
+    RankedIntent,
     Reply,
     SentimentResult,
     Vote,
@@ -79,8 +81,39 @@ def test_forget_asks_the_queue_to_erase_the_user() -> None:
     session = ChatSession(queue=sender, id_key="s", user="ann")
     session.record("hi", prediction("greeting"))
     session.forget()
-    assert sender.sent[-1] == (
-        tasks.FORGET_USER,
-        {"user": hash_id("s", "cli", "ann"), "platform": "cli"},
+    name, payload = sender.sent[-1]
+    assert name == tasks.FORGET_USER
+    assert (payload["user"], payload["platform"]) == (hash_id("s", "cli", "ann"), "cli")
+    assert datetime.fromisoformat(payload["at"]) <= datetime.now(UTC)  # when the user asked
+    assert session.last is None and session.history == [] and session.followup is None
+
+
+def test_a_pick_after_a_downvote_is_recorded_as_a_correction() -> None:
+    sender = RecordingSender()
+    session = ChatSession(queue=sender, id_key="s", user="ann")
+    with pytest.raises(ValueError, match="nothing to correct"):
+        session.correct("o")
+    ranked = Prediction(
+        intent=IntentResult(
+            name="card_arrival",
+            confidence=0.7,
+            ranking=[
+                RankedIntent(name="card_arrival", confidence=0.7),
+                RankedIntent(name="lost_or_stolen_card", confidence=0.2),
+            ],
+        ),
+        sentiment=SentimentResult(label="negative", score=0.7),
+        reply=Reply(text="Your card is on its way.", response_id="card_arrival/1"),
+        model_version="thumbloop/3",
+        latency_ms=12.0,
     )
-    assert session.last is None and session.history == []
+    session.record("where is my card", ranked)
+    made = session.correct("0")
+    assert (made.kind, made.label, made.platform) == ("intent", "lost_or_stolen_card", "cli")
+    assert sender.sent[-1] == (tasks.RECORD_CORRECTION, tasks.correction_payload(made))
+    assert made.interaction_id == ranked.interaction_id
+    assert made.rater == hash_id("s", "cli", "ann")
+    with pytest.raises(ValueError, match="not one of the choices"):
+        session.correct("1")  # only one other intent was offered
+    asked = session.answer_request("lost_or_stolen_card")
+    assert (asked.sentiment, asked.conversation_id) == ("negative", session.conversation)

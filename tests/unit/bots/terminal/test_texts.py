@@ -32,3 +32,19 @@ def test_the_line_under_a_reply_and_the_vote_echo() -> None:
         "intent card_arrival 0.90 · sentiment negative 0.70 · model thumbloop/3 · 12 ms"
     )
     assert vote_text(1).strip() == "👍 recorded" and vote_text(-1).strip() == "👎 recorded"
+
+
+def test_the_follow_up_is_listed_with_the_keys_that_pick_it() -> None:
+    from bots.common.followup import DIDNT_HELP, QUESTION, SOMETHING_ELSE, FollowUp
+    from bots.terminal.texts import choices_text
+
+    text = choices_text(FollowUp(("card_arrival", "lost_or_stolen_card"), unhelpful=True))
+    lines = [line.strip() for line in text.splitlines()]
+    assert lines == [
+        QUESTION,
+        "1) card arrival",
+        "2) lost or stolen card",
+        f"s) {SOMETHING_ELSE}",
+        f"h) {DIDNT_HELP}",
+        "(Enter skips)",
+    ]

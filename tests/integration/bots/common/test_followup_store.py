@@ -1,0 +1,69 @@
+"""The follow-up store on Redis: what the bots keep in production, keyed by interaction ids and
+HMAC digests only, with TTLs; and a Redis that is down reads as "expired", never a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis
+
+from bots.common.followup import FollowUp
+from bots.common.followup_store import RedisFollowUps
+from tests.integration.servers import free_port
+from tests.services import redis_url
+
+pytestmark = [pytest.mark.redis]
+
+URL = redis_url(10)
+PLAN = FollowUp(("refund", "pending"), unhelpful=True, sentiment="negative", conversation="c")
+
+
+def test_offers_picks_and_presses_round_trip_with_ttls() -> None:
+    prefix = f"thumbloop:test-followup:{uuid.uuid4().hex[:8]}"
+    raw = redis.Redis.from_url(URL)
+    iid, rater = uuid.uuid4(), "ab" * 32
+
+    async def go() -> None:
+        store = RedisFollowUps(URL, prefix=prefix, ttl_s=600, seen_ttl_s=60)
+        try:
+            assert await store.offered(iid) is None
+            await store.offer(iid, PLAN)
+            assert await store.offered(iid) == PLAN
+            await store.set_pick(iid, rater, "1")
+            assert await store.picked(iid, rater) == "1"
+            assert await store.claim("tg:77") and not await store.claim("tg:77")
+            keys = sorted(
+                k.decode() if isinstance(k, bytes) else k for k in raw.keys(f"{prefix}:*")
+            )
+            assert keys == sorted(
+                [f"{prefix}:offer:{iid}", f"{prefix}:pick:{iid}:{rater}", f"{prefix}:seen:tg:77"]
+            )
+            assert 0 < raw.ttl(f"{prefix}:offer:{iid}") <= 600
+            assert 0 < raw.ttl(f"{prefix}:seen:tg:77") <= 60
+            await store.set_pick(iid, rater, None)
+            assert await store.picked(iid, rater) is None
+        finally:
+            await store.aclose()
+
+    try:
+        asyncio.run(go())
+    finally:
+        for key in raw.keys(f"{prefix}:*"):
+            raw.delete(key)
+        raw.close()
+
+
+def test_redis_down_reads_as_expired_and_lets_presses_through() -> None:
+    async def go() -> None:
+        store = RedisFollowUps(f"redis://127.0.0.1:{free_port()}/0")
+        try:
+            await store.offer(uuid.uuid4(), PLAN)  # logged, not raised
+            assert await store.offered(uuid.uuid4()) is None
+            assert await store.picked(uuid.uuid4(), "r") is None
+            assert await store.claim("k") is True
+        finally:
+            await store.aclose()
+
+    asyncio.run(go())
