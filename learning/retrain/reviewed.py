@@ -6,18 +6,26 @@ marked it out of scope), so the label is taken as true: a positive example that 
 thumbs on the same message, weighted as much as the most trusted vote example (at least 1, a
 fully trusted rater's vote) and never capped like a rater. Ignored messages give no label; a
 label the model does not know (a retired intent) is skipped. Examples carry the message's time,
-so they fall into the held-back share for the gate as the votes of that time do."""
+so they fall into the held-back share for the gate as the votes of that time do.
+
+The retrain's MLflow run logs the reviewed set it used (:func:`reviewed_set`): as two dataset
+inputs (``reviewed_train``, ``reviewed_heldout``) and as ``reviewed_set.json`` (each labelled
+message's id, predicted intent, label, action, reviewer and time, and whether the gate held it
+back; never its text, which ``thumbloop forget`` could not erase from the registry)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from learning.retrain.thumbs import ThumbExample
+from thumbloop.store.db import session_scope
 from thumbloop.store.schema import InteractionRow, ReviewedInteractionRow
 
 
@@ -65,3 +73,78 @@ def reviewed_stats(
         "reviewed_examples": float(sum(e.interaction_id in ids for e in train)),
         "reviewed_examples_heldout": float(sum(e.interaction_id in ids for e in held)),
     }
+
+
+@dataclass(frozen=True)
+class ReviewedRecord:
+    """One reviewed message a retrain used, as its run logs it (no text)."""
+
+    interaction_id: str
+    predicted: str
+    label: str
+    action: str  # confirm | relabel | out_of_scope
+    reviewer: str
+    reviewed_at: str  # ISO 8601, UTC
+    heldout: bool
+
+
+@dataclass(frozen=True)
+class ReviewedSet:
+    train: list[ReviewedRecord]
+    held: list[ReviewedRecord]
+
+    def inputs(self) -> list[tuple[list[Any], str]]:
+        """The run's dataset inputs (an empty one is not logged)."""
+        return [(self.train, "reviewed_train"), (self.held, "reviewed_heldout")]
+
+    def artifact(self) -> dict[str, Any]:
+        """``reviewed_set.json``: the counts and every record."""
+        rows = [*self.train, *self.held]
+        return {
+            "reviewed_set.json": {
+                "train": len(self.train),
+                "heldout": len(self.held),
+                "actions": dict(Counter(r.action for r in rows)),
+                "labels": dict(Counter(r.label for r in rows)),
+                "rows": [asdict(r) for r in rows],
+            }
+        }
+
+
+def reviewed_set(
+    engine: Engine, train: Sequence[ThumbExample], held: Sequence[ThumbExample]
+) -> ReviewedSet:
+    """The reviewed examples among a retrain's ``train`` and ``held`` examples, with their
+    reviews (the labelled reviews are few: read whole, matched here, no long IN lists)."""
+    r, i = ReviewedInteractionRow, InteractionRow
+    with session_scope(engine) as s:
+        reviews = {
+            iid: (predicted, label, action, reviewer, _aware(at))
+            for iid, predicted, label, action, reviewer, at in s.execute(
+                select(r.interaction_id, i.intent, r.label, r.action, r.reviewer, r.reviewed_at)
+                .join(i, i.interaction_id == r.interaction_id)
+                .where(r.label.is_not(None))
+            )
+        }
+
+    def records(examples: Sequence[ThumbExample], heldout: bool) -> list[ReviewedRecord]:
+        out = []
+        for e in examples:
+            found = reviews.get(e.interaction_id)
+            # a vote example on a reviewed message kept its place: the label was unknown
+            if found is not None and found[1] == e.label:
+                predicted, _, action, reviewer, at = found
+                out.append(
+                    ReviewedRecord(
+                        e.interaction_id,
+                        predicted,
+                        e.label,
+                        action,
+                        reviewer,
+                        at.isoformat(),
+                        heldout,
+                    )
+                )
+        return out
+
+    return ReviewedSet(records(train, False), records(held, True))

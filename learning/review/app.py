@@ -2,7 +2,8 @@
 a CSRF token on every form. Build with :func:`create_app`; ``thumbloop review`` runs it.
 
 Pages: ``/login``, ``/`` (the inbox), ``/groups/{key}`` (one group's messages), ``/history``
-(the action log); forms post to ``/login``, ``/logout`` and ``/actions``. Database work runs in
+(the action log), ``/dashboard`` and its CSVs (``learning.review.dashboard_page``); forms post
+to ``/login``, ``/logout`` and ``/actions``. Database work runs in
 the thread pool; the group index is brought up to date at start and every
 ``review_sync_interval_s`` (``learning.review.index``)."""
 
@@ -28,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from learning.review.actions import ActionError, apply_action, recent_labels, resolve
+from learning.review.dashboard_page import add_dashboard
 from learning.review.filters import PLATFORMS, SIGNALS, Filters
 from learning.review.inbox import (
     PAGE_SIZE,
@@ -80,9 +82,12 @@ class Inbox:
 
     def picks(self, group: Group, recent: list[str]) -> list[str]:
         """The labels keys 1-9 choose for a group: its predicted intents (most frequent first:
-        key 1 confirms), those its clarifying reply offered, the reviewer's recent labels."""
+        key 1 confirms), those users picked after a 👎 (most picked first), those its
+        clarifying reply offered, the reviewer's recent labels."""
         known, out = set(self.intents), list[str]()
-        for name in [*[i for i, _ in group.intents.most_common()], *group.offered, *recent]:
+        predicted = [i for i, _ in group.intents.most_common()]
+        users = [i for i, _ in group.picked.most_common()]
+        for name in [*predicted, *users, *group.offered, *recent]:
             if name in known and name != self.out_of_scope and name not in out:
                 out.append(name)
         return out[:9]
@@ -338,6 +343,7 @@ def create_app(
         ("/actions", routes.act, ["POST"]),
     ):
         app.add_api_route(path, endpoint, methods=methods, include_in_schema=False)
+    add_dashboard(app, engine, routes.reviewer, routes.render)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(FormError, _form_error)
     app.middleware("http")(_headers)

@@ -2,8 +2,9 @@
 inbox, not an error), written back without their defaults, and turned into SQL conditions.
 
 An interaction needs a look when a user downvoted it, the bot was unsure (its reply asked to
-clarify: the response id carries ``clarify``, see docs/design.md), or the predicted intent's
-confidence was below ``review_low_confidence``. It leaves the inbox once reviewed, once
+clarify: the response id carries ``clarify``, see docs/design.md), a user corrected it (a live
+follow-up pick of another intent, or "something else"), or the predicted intent's confidence
+was below ``review_low_confidence``. It leaves the inbox once reviewed, once
 retention blanked its text, or at once when its user is forgotten. Conditions are on the
 inbox's index (``review_items``, :mod:`learning.review.index`)."""
 
@@ -17,9 +18,10 @@ from urllib.parse import urlencode
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 
-from thumbloop.store.schema import ForgottenUserRow, ReviewItemRow, VoteRow
+from thumbloop.store.schema import CorrectionRow, ForgottenUserRow, ReviewItemRow, VoteRow
 
-SIGNALS = ("any", "downvoted", "unsure", "low_confidence")
+SIGNALS = ("any", "downvoted", "unsure", "corrected", "low_confidence")
+CORRECTED_KINDS = ("intent", "other")  # "the answer didn't help" is no doubt about the intent
 SORTS = ("count", "recent")
 PLATFORMS = ("telegram", "slack", "cli", "api", "simulator")
 K = ReviewItemRow  # the inbox reads its index, not the interactions
@@ -92,6 +94,12 @@ def downvoted() -> ColumnElement[bool]:
     return K.interaction_id.in_(select(VoteRow.interaction_id).where(VoteRow.value < 0))
 
 
+def corrected() -> ColumnElement[bool]:
+    # a withdrawn correction is kind "withdrawn": the kinds asked for are the live ones
+    c = CorrectionRow
+    return K.interaction_id.in_(select(c.interaction_id).where(c.kind.in_(CORRECTED_KINDS)))
+
+
 def unsure() -> ColumnElement[bool]:
     return K.unsure.is_(True)
 
@@ -111,9 +119,10 @@ def conditions(f: Filters, threshold: float) -> list[ColumnElement[bool]]:
     """What an indexed interaction must satisfy to be listed under ``f``: not reviewed, not
     gone, showing the chosen signal, and matching every filter."""
     signal = {
-        "any": or_(downvoted(), unsure(), low_confidence(threshold)),
+        "any": or_(downvoted(), unsure(), corrected(), low_confidence(threshold)),
         "downvoted": downvoted(),
         "unsure": unsure(),
+        "corrected": corrected(),
         "low_confidence": low_confidence(threshold),
     }[f.signal]
     out: list[ColumnElement[bool]] = [

@@ -16,10 +16,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, func, select
 from sqlalchemy.orm import Session
 
-from learning.review.filters import Filters, conditions
+from learning.review.filters import CORRECTED_KINDS, Filters, conditions
 from thumbloop.store.db import session_scope
 from thumbloop.store.schema import (
     LIVE,
+    LIVE_CORRECTION,
+    CorrectionRow,
     InteractionRow,
     ReviewActionRow,
     ReviewItemRow,
@@ -54,6 +56,12 @@ class Group:
     up: int = 0
     down: int = 0
     users: int = 0
+    # users' follow-ups after a 👎 (live corrections): intents picked (one per user and
+    # message), "something else", "right topic, the answer didn't help"; messages corrected
+    picked: Counter[str] = field(default_factory=Counter)
+    other: int = 0
+    unhelpful: int = 0
+    corrected: int = 0
 
     @property
     def intent(self) -> str:
@@ -150,6 +158,15 @@ def _describe(
                 downvoted_ids.add(iid)
     for iid in downvoted_ids:
         by_key[key_of[iid]].downvoted += 1
+    corrected_ids: set[str] = set()
+    for iid, kind, label in _corrections(s, K.group_key.in_(list(by_key))):
+        if iid in key_of:
+            g = by_key[key_of[iid]]
+            _count(g, kind, label)
+            if kind in CORRECTED_KINDS:
+                corrected_ids.add(iid)
+    for iid in corrected_ids:
+        by_key[key_of[iid]].corrected += 1
     rank = {iid: k for ids in newest.values() for k, iid in enumerate(ids)}
     texts = s.execute(
         select(M.interaction_id, M.text, M.reply_text, M.response_id).where(
@@ -161,7 +178,27 @@ def _describe(
         g.text, g.reply, g.response_id = text or "", reply or "", rid
 
 
-@dataclass(frozen=True)
+def _corrections(s: Session, where: ColumnElement[bool]) -> list[tuple[str, str, str | None]]:
+    """(interaction id, kind, label) of the live corrections on the index rows under ``where``."""
+    c = CorrectionRow
+    rows = s.execute(
+        select(c.interaction_id, c.kind, c.label)
+        .join(K, K.interaction_id == c.interaction_id)
+        .where(where, LIVE_CORRECTION)
+    ).all()
+    return [(str(i), str(k), label) for i, k, label in rows]
+
+
+def _count(g: Group | Member, kind: str, label: str | None) -> None:
+    if kind == "intent" and label:
+        g.picked[label] += 1
+    elif kind == "other":
+        g.other += 1
+    elif kind == "unhelpful":
+        g.unhelpful += 1
+
+
+@dataclass
 class Member:
     interaction_id: str
     text: str
@@ -175,6 +212,9 @@ class Member:
     at: datetime
     up: int
     down: int
+    picked: Counter[str] = field(default_factory=Counter)  # users' corrections, as on Group
+    other: int = 0
+    unhelpful: int = 0
 
 
 def group_members(
@@ -204,6 +244,7 @@ def group_members(
             )
         ):
             tally[iid][int(value)] += 1
+        follow_ups = _corrections(s, K.interaction_id.in_(list(tally)))
     if not found:
         return None, []
     members = [
@@ -223,6 +264,9 @@ def group_members(
         )
         for r in found
     ]
+    by_id = {m.interaction_id: m for m in members}
+    for iid, kind, label in follow_ups:
+        _count(by_id[iid], kind, label)
     return group, members
 
 

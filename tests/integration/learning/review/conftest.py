@@ -57,7 +57,10 @@ class Running:
     ids: list[str]
 
 
-def start(tmp_path: Path, database_url: str | None = None) -> Iterator[Running]:
+def start(
+    tmp_path: Path, database_url: str | None = None, messages: list[Msg] | None = None
+) -> Iterator[Running]:
+    """The app on a fresh database holding ``messages`` (default: :func:`seeded_messages`)."""
     settings = Settings(
         home=tmp_path / "home",
         database_url=database_url,
@@ -66,7 +69,7 @@ def start(tmp_path: Path, database_url: str | None = None) -> Iterator[Running]:
     )
     upgrade(settings.effective_database_url)
     engine = make_engine(settings.effective_database_url)
-    ids = store(engine, seeded_messages())
+    ids = store(engine, seeded_messages() if messages is None else messages)
     set_user(settings.home / "review-users", "alice", PASSWORD)
     with run_uvicorn(create_app(settings, engine), ready_path="/readyz", timeout=60) as url:
         yield Running(url, settings, engine, ids)

@@ -1,14 +1,17 @@
 """The review inbox in a real browser: Playwright for Python driving Debian's chromium (the
 `chromium` package; Playwright's own browser download cannot work offline). Log in, filter,
 move with the keyboard, relabel a group by typing, confirm and ignore with single keys, and
-see each label stored.
+see each label stored; the dashboard draws its charts from two weeks of traffic.
 
-Set THUMBLOOP_REVIEW_SCREENSHOT=docs/images/review-inbox.png to refresh the docs' screenshot.
+Set THUMBLOOP_REVIEW_SCREENSHOT=docs/images/review-inbox.png and
+THUMBLOOP_REVIEW_DASHBOARD_SCREENSHOT=docs/images/review-dashboard.png to refresh the docs'
+screenshots.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,7 @@ from sqlalchemy import select
 
 from tests.integration.learning.review.conftest import PASSWORD, Running, start
 from tests.unit.learning.review.seed import Msg, store
+from thumbloop.identity import hash_id
 from thumbloop.store.db import session_scope
 from thumbloop.store.schema import ReviewActionRow, ReviewedInteractionRow
 
@@ -152,3 +156,84 @@ def test_log_in_filter_and_label_groups_with_the_keyboard(browser, inbox: Runnin
         ("alice", "confirm", 1),
         ("alice", "ignore", 40),
     ]
+
+
+def _two_weeks() -> list[Msg]:
+    """Fourteen days of traffic: version 2 takes over on day 5 and version 3 on day 10, each
+    understanding more (more 👍, fewer unsure replies), and users' picks after a 👎."""
+    rng = random.Random(7)
+    topics = [
+        ("where is my card", "card_arrival", "card_delivery_estimate"),
+        ("I was charged twice", "card_payment_fee_charged", "transaction_charged_twice"),
+        ("how do I change my pin", "change_pin", "get_physical_card"),
+        ("is there a fee to top up", "top_up_by_card_charge", "top_up_by_bank_transfer_charge"),
+        ("my transfer has not arrived", "transfer_not_received_by_recipient", "pending_transfer"),
+    ]
+    out: list[Msg] = []
+    for day in range(14):
+        version = 1 if day < 5 else 2 if day < 10 else 3
+        for k in range(24):
+            model = version if k > 3 or version == 1 else version - 1  # the old one lingers
+            text, predicted, meant = topics[rng.randrange(len(topics))]
+            good = rng.random() < 0.55 + 0.12 * model
+            vote = [1] if good else [-1]
+            pick: list[tuple[str, str | None]] = (
+                [] if good or rng.random() < 0.5 else [("intent", meant)]
+            )
+            out.append(
+                Msg(
+                    f"{text} #{day}-{k}",
+                    intent=predicted,
+                    confidence=0.9 if good else 0.55,
+                    votes=vote if rng.random() < 0.7 else [],
+                    corrections=pick,
+                    model=f"thumbloop/{model}",
+                    response_id="x+clarify:a|b" if rng.random() < 0.3 / model else f"{predicted}-1",
+                    sentiment="negative" if rng.random() < 0.35 - 0.08 * model else "neutral",
+                    platform="slack" if k % 3 == 0 else "telegram",
+                    raw_user=hash_id("browser", "telegram", f"{day}-{k}"),
+                    minutes=day * 24 * 60 + k * 20,
+                )
+            )
+    return out
+
+
+def test_the_dashboard_draws_its_charts_from_real_traffic(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    expect = sync_api.expect
+    for inbox in start(tmp_path, messages=_two_weeks()):
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(inbox.url + "/dashboard")
+        expect(page).to_have_url(inbox.url + "/login")  # behind the login
+        page.fill("input[name=name]", "alice")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(inbox.url + "/dashboard")
+        charts = page.locator("svg[data-chart]")
+        expect(charts).to_have_count(5)
+        for k in range(5):
+            chart = charts.nth(k)
+            expect(chart).to_be_visible()
+            assert int(chart.get_attribute("data-points") or 0) > 0, chart.get_attribute(
+                "data-chart"
+            )
+            assert chart.bounding_box()["height"] > 50  # type: ignore[index]
+        rate = page.locator("svg[data-chart=thumbs_up]")
+        expect(rate.locator("polyline")).to_have_count(3)  # one line per version
+        # version 2 and 3 first answered on days 5 and 10: the champion changed there
+        expect(rate.locator("line.marker")).to_have_count(2)
+        assert rate.locator("line.marker").first.get_attribute("data-day") == "2026-03-07"
+        expect(page.locator("svg[data-chart=corrections] rect.bar").first).to_be_visible()
+        if target := os.environ.get("THUMBLOOP_REVIEW_DASHBOARD_SCREENSHOT"):
+            page.screenshot(path=target, full_page=True)
+        # the platform filter narrows every chart; the CSV link keeps it
+        page.select_option("select[name=platform]", "slack")
+        page.click(".filters button[type=submit]")
+        expect(page).to_have_url(inbox.url + "/dashboard?platform=slack")
+        link = page.locator("#chart-unsure a.csv")
+        expect(link).to_have_attribute("href", "/dashboard/unsure.csv?platform=slack")
+        with page.expect_download() as download:
+            link.click()
+        rows = Path(download.value.path()).read_text().splitlines()
+        assert rows[0] == "day,model_version,interactions,unsure,unsure_share"
+        assert len(rows) > 14  # a row per day and version
+        page.close()

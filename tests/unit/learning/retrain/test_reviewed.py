@@ -7,7 +7,12 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from learning.retrain.reviewed import reviewed_examples, reviewed_stats, with_reviewed
+from learning.retrain.reviewed import (
+    reviewed_examples,
+    reviewed_set,
+    reviewed_stats,
+    with_reviewed,
+)
 from learning.retrain.thumbs import ThumbExample, split_recent
 from learning.review.actions import apply_action
 from learning.review.filters import Filters
@@ -87,3 +92,47 @@ def test_reviewed_examples_are_read_from_the_inbox_s_reviews(tmp_path: Path) -> 
         ("what is the rate", "exchange_rate", 1),
     ]
     assert min(e.at for e in got) == T0  # the message's time, not the review's
+
+
+def test_the_reviewed_set_a_run_logs_names_each_review_and_no_text(tmp_path: Path) -> None:
+    _, engine = fresh_db(tmp_path)
+    store(
+        engine,
+        [
+            Msg("my card 1 was charged twice", confidence=0.3, raw_user="a", minutes=1),
+            Msg("my card 2 was charged twice", confidence=0.3, raw_user="b", minutes=2),
+            Msg("where is my card", confidence=0.3, raw_user="c", minutes=3),
+            Msg("what is the rate", confidence=0.3, raw_user="d", minutes=4),
+        ],
+    )
+    sync(engine)
+    groups = {g.text: g.key for g in groups_page(engine, Filters(), 0.5).groups}
+    apply_action(
+        engine,
+        "alice",
+        groups["my card 2 was charged twice"],
+        Filters(),
+        0.5,
+        "exchange_rate",
+        None,
+    )
+    apply_action(engine, "bob", groups["where is my card"], Filters(), 0.5, "card_arrival", None)
+    with session_scope(engine) as s:
+        gold = reviewed_examples(s, INTENTS)
+    train, held = split_recent(with_reviewed([], gold), 0.34)
+    got = reviewed_set(engine, train, held)
+    assert [(r.label, r.action, r.reviewer, r.heldout) for r in got.train] == [
+        ("exchange_rate", "relabel", "alice", False),
+        ("exchange_rate", "relabel", "alice", False),
+    ]
+    assert [(r.predicted, r.label, r.action, r.reviewer) for r in got.held] == [
+        ("card_arrival", "card_arrival", "confirm", "bob")
+    ]
+    logged = got.artifact()["reviewed_set.json"]
+    assert (logged["train"], logged["heldout"]) == (2, 1)
+    assert logged["actions"] == {"relabel": 2, "confirm": 1}
+    assert "charged" not in str(logged)  # ids and labels, never the messages
+    assert [name for _, name in got.inputs()] == ["reviewed_train", "reviewed_heldout"]
+    # a vote example left on a reviewed message (its label unknown to the model) is no review
+    vote = ThumbExample(got.train[0].interaction_id, "x", "card_arrival", -1, 1.0, T)
+    assert reviewed_set(engine, [vote], []).train == []

@@ -1,5 +1,6 @@
-"""Interactions and votes for the review tests, stored the way the worker stores them
-(``upsert_interaction`` / ``upsert_vote`` with the contracts), user ids hashed as the bots do."""
+"""Interactions, votes and users' corrections for the review tests, stored the way the worker
+stores them (``upsert_interaction`` / ``upsert_vote`` / ``upsert_correction`` with the
+contracts), user ids hashed as the bots do."""
 
 from __future__ import annotations
 
@@ -10,9 +11,17 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from thumbloop.contracts import Interaction, Vote
+from thumbloop.contracts import Correction, Interaction, Vote
 from thumbloop.identity import hash_id
-from thumbloop.store.db import make_engine, session_scope, upgrade, upsert_interaction, upsert_vote
+from thumbloop.store.db import (
+    make_engine,
+    session_scope,
+    upgrade,
+    upsert_correction,
+    upsert_interaction,
+    upsert_vote,
+    withdraw_correction,
+)
 
 SECRET = "review-test-secret"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -34,6 +43,10 @@ class Msg:
     response_id: str = "card_arrival-1"
     reply: str = "Your card is on its way."
     minutes: int = 0  # after T0
+    sentiment: str = "neutral"
+    # users' follow-ups, one rater each (the k-th voter): (kind, label); kind "withdrawn"
+    # withdraws that rater's correction made just before
+    corrections: list[tuple[str, str | None]] = field(default_factory=list)
 
 
 def store(engine: Engine, messages: list[Msg]) -> list[str]:
@@ -53,7 +66,7 @@ def store(engine: Engine, messages: list[Msg]) -> list[str]:
                     text=m.text,
                     intent=m.intent,
                     intent_confidence=m.confidence,
-                    sentiment="neutral",
+                    sentiment=m.sentiment,  # type: ignore[arg-type]
                     response_id=m.response_id,
                     reply_text=m.reply,
                     model_version=m.model,
@@ -69,6 +82,23 @@ def store(engine: Engine, messages: list[Msg]) -> list[str]:
                         value=value,
                         platform=m.platform,  # type: ignore[arg-type]
                         at=at + timedelta(seconds=5),
+                    ),
+                )
+            for r, (kind, label) in enumerate(m.corrections):
+                rater, when = user(f"rater-{k}-{r}", m.platform), at + timedelta(seconds=10)
+                if kind == "withdrawn":
+                    rater = user(f"rater-{k}-{r - 1}", m.platform)
+                    withdraw_correction(s, str(iid), rater, m.platform, when)
+                    continue
+                upsert_correction(
+                    s,
+                    Correction(
+                        interaction_id=iid,
+                        rater=rater,
+                        kind=kind,  # type: ignore[arg-type]
+                        label=label,
+                        platform=m.platform,  # type: ignore[arg-type]
+                        at=when - timedelta(seconds=1),
                     ),
                 )
             ids.append(str(iid))

@@ -133,3 +133,53 @@ def test_pages(tmp_path: Path) -> None:
     assert len(first.groups) == 50 and first.has_next
     assert len(second.groups) == 28 and not second.has_next
     assert not {g.key for g in first.groups} & {g.key for g in second.groups}
+
+
+def test_messages_users_corrected_are_listed_with_their_picks(tmp_path: Path) -> None:
+    _, engine = fresh_db(tmp_path)
+    sure = 0.95  # confident and not downvoted: only a correction lists them
+    store(
+        engine,
+        [
+            *[
+                Msg(
+                    f"my card {k} was charged twice",
+                    votes=[-1, -1],
+                    corrections=[("intent", "transaction_charged_twice"), ("other", None)],
+                    raw_user=k,
+                    minutes=k,
+                )
+                for k in range(3)
+            ],
+            Msg(
+                "my card 9 was charged twice",
+                corrections=[("intent", "card_payment_fee_charged")],
+                minutes=9,
+                confidence=sure,
+            ),
+            Msg("how do I top up", corrections=[("other", None)], minutes=20, confidence=sure),
+            # withdrawn, or "the answer didn't help": no doubt left about the intent
+            Msg(
+                "top up limit", corrections=[("other", None), ("withdrawn", None)], confidence=sure
+            ),
+            Msg("top up fees", corrections=[("unhelpful", None)], confidence=sure),
+        ],
+    )
+    sync(engine)
+    page = groups_page(engine, Filters(signal="corrected"), LOW)
+    assert [(g.text, g.count, g.corrected) for g in page.groups] == [
+        ("my card 9 was charged twice", 4, 4),
+        ("how do I top up", 1, 1),
+    ]
+    twice = page.groups[0]
+    assert twice.picked == {"transaction_charged_twice": 3, "card_payment_fee_charged": 1}
+    assert (twice.other, twice.downvoted, twice.unhelpful) == (3, 3, 0)
+    listed = [g.text for g in groups_page(engine, Filters(), LOW).groups]
+    assert "top up limit" not in listed and "top up fees" not in listed
+    assert "how do I top up" in listed  # "any" includes the corrected
+
+    group, members = group_members(engine, twice.key, Filters(), LOW)
+    assert group is not None
+    assert members[0].picked == {"card_payment_fee_charged": 1}
+    assert [m.other for m in members] == [0, 1, 1, 1]
+    engine.dispose()
