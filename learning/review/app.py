@@ -49,6 +49,7 @@ from learning.review.security import (
     parse_form,
     session_secret,
 )
+from learning.review.throttle import LoginThrottle, in_words, retry_after
 from learning.review.users import UserStore, users_file
 from thumbloop.domain import load_domain
 from thumbloop.settings import Settings
@@ -74,6 +75,7 @@ class Inbox:
     users: UserStore
     intents: list[str]
     out_of_scope: str | None
+    throttle: LoginThrottle
     ready: bool = False
 
     @property
@@ -156,9 +158,25 @@ class Routes:
         if not csrf_ok(request.session, form):
             return self.refused(request, 403, "The form expired. Please try again.")
         name, password = form.get("name", "").strip(), form.get("password", "")
+        address = request.client.host if request.client else ""
+        throttle = self.inbox.throttle
+        wait = throttle.admit(name, address)
+        if wait > 0:
+            # refused before any hash is checked: quick, and the same for names that do not exist
+            log.warning("review: refused a login: too many failures")
+            response = self.refused(
+                request,
+                429,
+                "Too many failed logins for this name or from this address. "
+                f"Try again in {in_words(wait)}.",
+            )
+            response.headers["retry-after"] = str(retry_after(wait))
+            return response
         if not await run_in_threadpool(self.inbox.users.check, name, password):
+            throttle.failed(name, address)
             log.info("review: refused a login")  # no name: the log must not list guesses
             return self.refused(request, 401, "Wrong name or password.")
+        throttle.succeeded(name, address)
         request.session.clear()  # a fresh session and CSRF token for the reviewer
         request.session["user"] = name
         csrf_token(request.session)
@@ -288,9 +306,13 @@ async def _headers(
 
 
 def create_app(
-    settings: Settings, engine: Engine | None = None, users: UserStore | None = None
+    settings: Settings,
+    engine: Engine | None = None,
+    users: UserStore | None = None,
+    throttle: LoginThrottle | None = None,
 ) -> FastAPI:
-    """The inbox on ``settings``' database (migrated: ``thumbloop db upgrade``) and domain."""
+    """The inbox on ``settings``' database (migrated: ``thumbloop db upgrade``) and domain;
+    ``throttle`` limits failed logins (default: :class:`LoginThrottle`'s policies)."""
     domain = load_domain(settings.learning.domain_dir)
     own_engine = engine is None
     engine = engine or make_engine(settings.effective_database_url)
@@ -299,7 +321,14 @@ def create_app(
         s.get_secret_value() if (s := settings.review.review_users) else None,
     )
     oos = domain.out_of_scope if domain.out_of_scope in domain.intents else None
-    inbox = Inbox(settings, engine, users, list(domain.intents), oos)
+    inbox = Inbox(
+        settings,
+        engine,
+        users,
+        list(domain.intents),
+        oos,
+        throttle if throttle is not None else LoginThrottle(),
+    )
 
     async def keep_indexing() -> None:
         while True:

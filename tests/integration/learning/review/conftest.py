@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine
 
 from learning.review.app import create_app
+from learning.review.throttle import LoginThrottle
 from learning.review.users import set_user
 from tests.conftest import BANKING
 from tests.integration.servers import run_uvicorn
@@ -58,9 +59,13 @@ class Running:
 
 
 def start(
-    tmp_path: Path, database_url: str | None = None, messages: list[Msg] | None = None
+    tmp_path: Path,
+    database_url: str | None = None,
+    messages: list[Msg] | None = None,
+    throttle: LoginThrottle | None = None,
 ) -> Iterator[Running]:
-    """The app on a fresh database holding ``messages`` (default: :func:`seeded_messages`)."""
+    """The app on a fresh database holding ``messages`` (default: :func:`seeded_messages`),
+    failed logins limited by ``throttle`` (default: the app's)."""
     settings = Settings(
         home=tmp_path / "home",
         database_url=database_url,
@@ -71,7 +76,8 @@ def start(
     engine = make_engine(settings.effective_database_url)
     ids = store(engine, seeded_messages() if messages is None else messages)
     set_user(settings.home / "review-users", "alice", PASSWORD)
-    with run_uvicorn(create_app(settings, engine), ready_path="/readyz", timeout=60) as url:
+    app = create_app(settings, engine, throttle=throttle)
+    with run_uvicorn(app, ready_path="/readyz", timeout=60) as url:
         yield Running(url, settings, engine, ids)
     engine.dispose()
 

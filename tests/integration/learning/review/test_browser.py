@@ -37,6 +37,10 @@ def _more() -> list[Msg]:
             intent="card_delivery_estimate",
             confidence=0.45,
             votes=[-1] if k % 2 else [],
+            # most of those who gave a 👎 then picked what they meant (issue 21's follow-up)
+            corrections=[("intent", "card_arrival") if k < 11 else ("other", None)]
+            if k % 2
+            else [],
             raw_user=f"late-{k}",
             minutes=300 + k,
             reply="New cards usually arrive within 3-5 working days.",
@@ -48,6 +52,8 @@ def _more() -> list[Msg]:
             "can I top up with apple pay?",
             intent="top_up_by_card_charge",
             confidence=0.34,
+            votes=[-1] if k < 3 else [],
+            corrections=[("intent", "apple_pay_or_google_pay")] if k < 3 else [],
             raw_user=f"pay-{k}",
             platform="slack",
             model="thumbloop/2",
@@ -113,6 +119,10 @@ def test_log_in_filter_and_label_groups_with_the_keyboard(browser, inbox: Runnin
     expect(rows.first).to_contain_text("×40")
     expect(rows.first).to_contain_text("My card #### was charged twice")
     expect(page.locator("body")).not_to_contain_text("5698")  # the IBAN is redacted
+    # users' picks after a 👎: the "corrected" badge, and the picked intent offered as key 2
+    late = rows.filter(has_text="received my new card")
+    expect(late.locator(".sig.corrected")).to_have_text("picked card_arrival ×5, something else ×1")
+    expect(late.locator("button[data-key='2']")).to_contain_text("card_arrival")
     if target := os.environ.get("THUMBLOOP_REVIEW_SCREENSHOT"):
         page.screenshot(path=target, full_page=False)
 
