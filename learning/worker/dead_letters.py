@@ -22,6 +22,7 @@ from typing import Any
 
 from kombu import Connection
 from sqlalchemy import Engine, select, text, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from thumbloop.store.db import insert_for, session_scope
@@ -39,6 +40,19 @@ Send = Callable[[str, dict[str, Any]], Any]  # (task name, kwargs): TaskQueue.se
 def fingerprint(task: str, payload: dict[str, Any]) -> str:
     blob = json.dumps([task, payload], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# SQLSTATE 25006: a write refused by a read-only server, as after a failover to a standby; it
+# passes like an outage does, so it is retried like one rather than dead-lettered at once
+READ_ONLY_SQLSTATE = "25006"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the database or broker is away (or read-only for a while)."""
+    if isinstance(exc, OperationalError | ConnectionError):
+        return True
+    orig = getattr(exc, "orig", None)
+    return isinstance(exc, DBAPIError) and getattr(orig, "pgcode", None) == READ_ONLY_SQLSTATE
 
 
 def reason_of(exc: BaseException) -> str:

@@ -15,10 +15,9 @@ from typing import Any
 
 from celery import Celery, Task
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 
 from learning.worker.broker import broker_connection
-from learning.worker.dead_letters import redrive
+from learning.worker.dead_letters import is_transient, redrive
 from learning.worker.posterior_sync import PosteriorWriter, reconcile
 from thumbloop.settings import Settings
 from thumbloop.store.db import session_scope
@@ -67,7 +66,10 @@ def register_maintenance(
     def unless_database_down(task: str, run: Any) -> Any:
         try:
             return run()
-        except OperationalError as exc:  # the next run is the retry
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # the next run is the retry
             log.warning("%s skipped: database unreachable (%s)", task, type(exc).__name__)
             return {"skipped": "database unreachable"}
 

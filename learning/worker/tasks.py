@@ -21,12 +21,12 @@ from celery import Celery, Task
 from celery.exceptions import Reject, TaskPredicate
 from celery.utils.time import get_exponential_backoff_interval
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from learning.retrain.feedback_store import record_drop
 from learning.worker.broker import broker_connection
-from learning.worker.dead_letters import publish, reason_of, record_failure
+from learning.worker.dead_letters import is_transient, publish, reason_of, record_failure
 from learning.worker.maintenance import register_maintenance
 from learning.worker.posterior_sync import PosteriorWriter, reconcile
 from thumbloop.contracts import Correction, Interaction, Vote
@@ -62,7 +62,6 @@ TASK = {
     "shared": False,
     "acks_late": True,
 }
-TRANSIENT = (OperationalError, ConnectionError)  # worth retrying: the database or broker is away
 BACKOFF_MAX_S = 60
 
 
@@ -91,6 +90,18 @@ def withdrawal_of(payload: dict[str, Any]) -> tuple[dict[str, Any], str, str, st
     if not payload.get("at"):
         payload = {**payload, "at": datetime.now(UTC).isoformat()}
     return payload, iid, rater, platform, datetime.fromisoformat(payload["at"])
+
+
+def hold_interaction(session: Session, interaction_id: str, *, shared: bool) -> None:
+    """Order an interaction's recording against the votes on it (PostgreSQL; SQLite serialises
+    writers by itself): votes share the lock, the interaction's first store takes it alone, so
+    a vote either sees the interaction stored or is among the early votes it joins, never both
+    and never neither."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        lock = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        session.execute(
+            text(f"SELECT {lock}(hashtext(:key))"), {"key": f"interaction:{interaction_id}"}
+        )
 
 
 def _note_forgotten(session: Session, task: str) -> str:
@@ -133,7 +144,9 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             return work()
         except TaskPredicate:
             raise
-        except TRANSIENT as exc:
+        except Exception as exc:
+            if not is_transient(exc):  # retrying at once would fail the same way
+                return dead_letter(task, payload, exc)
             tries = self.request.retries
             if tries < max_retries:
                 countdown = get_exponential_backoff_interval(
@@ -142,8 +155,6 @@ def register_tasks(app: Celery, settings: Settings) -> None:
                 raise self.retry(
                     kwargs=payload, exc=exc, countdown=countdown, max_retries=max_retries
                 ) from None
-            return dead_letter(task, payload, exc)
-        except Exception as exc:  # not transient: retrying at once would fail the same way
             return dead_letter(task, payload, exc)
 
     def safe_posterior(intent: str, response_id: str, old: int | None, new: int | None) -> None:
@@ -161,16 +172,22 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         except Exception as exc:  # beat's next reconcile catches up
             log.warning("posterior reconcile failed (%s)", type(exc).__name__)
 
+    # The posterior moves below happen inside the transaction, under the locks that order the
+    # writes they mirror: applied after the commit, two workers' moves for one rater could land
+    # in the other order (the clamp at zero then keeps a count the votes table does not have),
+    # and two copies of one interaction could both join its early votes. A commit that fails
+    # after the move leaves one count too many until beat's reconcile.
     def store_interaction(item: Interaction) -> str:
         iid = str(item.interaction_id)
         with session_scope(engine) as s:
             if forgotten_before(s, item.user, item.at):
                 return _note_forgotten(s, RECORD_INTERACTION)
+            hold_interaction(s, iid, shared=False)
             existed = s.get(InteractionRow, iid) is not None
             upsert_interaction(s, item)
             early = [] if existed else [v.value for v in votes_for(s, iid)]
-        for value in early:  # votes that arrived first are joined now
-            safe_posterior(item.intent, item.response_id, None, value)
+            for value in early:  # votes that arrived first are joined now
+                safe_posterior(item.intent, item.response_id, None, value)
         return "stored"
 
     def store_vote(vote: Vote) -> str:
@@ -178,24 +195,26 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         with session_scope(engine) as s:
             if forgotten_before(s, vote.rater, vote.at):
                 return _note_forgotten(s, RECORD_VOTE)
+            hold_interaction(s, iid, shared=True)
             old = live_vote(s, iid, vote.rater)
             if not upsert_vote(s, vote):
                 return "stale"  # delivered after a newer vote by the same rater: nothing changes
             target = reply_of(s, iid)
-        if target:
-            safe_posterior(target[0], target[1], old, vote.value)
+            if target:
+                safe_posterior(target[0], target[1], old, vote.value)
         return "stored"
 
     def store_withdrawal(iid: str, rater: str, platform: str, at: datetime) -> str:
         with session_scope(engine) as s:
             if forgotten_before(s, rater, at):
                 return _note_forgotten(s, WITHDRAW_VOTE)
+            hold_interaction(s, iid, shared=True)
             applied, old = store_withdraw(s, iid, rater, platform, at)
             if not applied:
                 return "stale"  # the rater voted again after this withdrawal
             target = reply_of(s, iid) if old is not None else None
-        if target:
-            safe_posterior(target[0], target[1], old, None)
+            if target:
+                safe_posterior(target[0], target[1], old, None)
         return "withdrawn" if old is not None else "absent"
 
     def store_pick(correction: Correction) -> str:
