@@ -1,7 +1,9 @@
 """The Celery app: broker and backend from settings, explicit task names, late acks.
 
 Embedded default (no server): kombu's SQLAlchemy transport on a SQLite file as the broker and a
-SQLite result backend, both under THUMBLOOP_HOME. Production: Redis
+SQLite result backend, both under THUMBLOOP_HOME; its messages are leased, so a killed worker's
+tasks come back (``embedded_broker.py``), and the blocking pool Celery runs on it gets locks that
+a killed pool child releases (``pool_locks.py``). Production: Redis
 (``THUMBLOOP_BROKER_URL=redis://...``) or RabbitMQ (``amqp://...``, with a Redis or database
 result backend), which has no message-loss window when a worker is killed. Training tasks go
 to their own ``training`` queue so GPU hosts can consume only those
@@ -15,6 +17,7 @@ from celery import Celery
 from learning.worker.broker import transport_options
 from learning.worker.embedded_broker import install
 from learning.worker.maintenance import beat_schedule
+from learning.worker.pool_locks import install as install_pool_locks
 from learning.worker.tasks import register_tasks
 from thumbloop.settings import Settings
 from thumbloop.task_names import DEFAULT_QUEUE, ROUTES
@@ -24,6 +27,7 @@ def create_celery(settings: Settings) -> Celery:
     settings.ensure_home()
     if settings.effective_broker_url.startswith("sqla+"):
         install()
+        install_pool_locks()
     app = Celery("thumbloop", broker=settings.effective_broker_url, set_as_current=True)
     app.conf.update(
         result_backend=settings.effective_result_backend,
