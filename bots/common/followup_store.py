@@ -4,9 +4,13 @@ button presses already handled (so a redelivered press records nothing twice).
 
 Redis with TTLs in production (shared by every bot process), in process (bounded, expiring) on
 the embedded default, behind one small interface shared by Telegram, Slack and the terminal.
-Keys hold interaction ids and HMAC digests, never raw platform ids. On Redis trouble a lookup
-finds nothing (the user is told the choice expired) and ``claim`` lets the press through (a rare
-duplicate correction is harmless: the one made last wins); all of it is logged.
+Keys hold interaction ids and HMAC digests, never raw platform ids. ``/forget`` erases a user's
+picks and the choices offered under their messages (:meth:`FollowUpStore.forget`); on Redis a
+set per user (``<prefix>:user:<digest>``, as long-lived as what it names) lists those keys.
+
+On Redis trouble a lookup finds nothing (the user is told the choice expired) and ``claim`` lets
+the press through (a rare duplicate correction is harmless: the one made last wins); all of it is
+logged.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ SEEN_TTL_S = 86_400  # platforms redeliver within minutes; a day is ample
 
 
 class FollowUpStore(Protocol):
-    async def offer(self, interaction_id: uuid.UUID, followup: FollowUp) -> None:
-        """Remember what ``interaction_id``'s buttons offer."""
+    async def offer(
+        self, interaction_id: uuid.UUID, followup: FollowUp, asker: str | None = None
+    ) -> None:
+        """Remember what ``interaction_id``'s buttons offer; ``asker``: the (hashed) user whose
+        message it answers, whose ``/forget`` erases it."""
         ...
 
     async def offered(self, interaction_id: uuid.UUID) -> FollowUp | None: ...
@@ -41,6 +48,10 @@ class FollowUpStore(Protocol):
 
     async def claim(self, key: str) -> bool:
         """True the first time ``key`` (a button press's own id) is seen, False after."""
+        ...
+
+    async def forget(self, user: str) -> int:
+        """Erase ``user``'s picks and the offers under their messages; how many went."""
         ...
 
     async def aclose(self) -> None: ...
@@ -71,6 +82,9 @@ class _Expiring:
     def pop(self, key: str) -> None:
         self._data.pop(key, None)
 
+    def key_list(self) -> list[str]:
+        return list(self._data)
+
     def clear(self) -> None:
         self._data.clear()
 
@@ -83,11 +97,16 @@ class InMemoryFollowUps:
         max_items: int = 100_000,
     ) -> None:
         self._offers = _Expiring(ttl_s, max_items)
+        self._askers = _Expiring(ttl_s, max_items)  # interaction id -> whose message it was
         self._picks = _Expiring(ttl_s, max_items)
         self._seen = _Expiring(seen_ttl_s, max_items)
 
-    async def offer(self, interaction_id: uuid.UUID, followup: FollowUp) -> None:
+    async def offer(
+        self, interaction_id: uuid.UUID, followup: FollowUp, asker: str | None = None
+    ) -> None:
         self._offers.put(str(interaction_id), followup.to_json())
+        if asker is not None:
+            self._askers.put(str(interaction_id), asker)
 
     async def offered(self, interaction_id: uuid.UUID) -> FollowUp | None:
         raw = self._offers.get(str(interaction_id))
@@ -109,8 +128,18 @@ class InMemoryFollowUps:
         self._seen.put(key, "1")
         return True
 
+    async def forget(self, user: str) -> int:
+        offers = [iid for iid in self._askers.key_list() if self._askers.get(iid) == user]
+        for iid in offers:
+            self._offers.pop(iid)
+            self._askers.pop(iid)
+        picks = [key for key in self._picks.key_list() if key.endswith(f":{user}")]
+        for key in picks:
+            self._picks.pop(key)
+        return len(offers) + len(picks)
+
     async def aclose(self) -> None:
-        for part in (self._offers, self._picks, self._seen):
+        for part in (self._offers, self._askers, self._picks, self._seen):
             part.clear()
 
 
@@ -127,11 +156,20 @@ class RedisFollowUps:
         self._redis = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         self.prefix, self.ttl_s, self.seen_ttl_s = prefix, ttl_s, seen_ttl_s
 
-    async def offer(self, interaction_id: uuid.UUID, followup: FollowUp) -> None:
+    def _index(self, user: str) -> str:
+        return f"{self.prefix}:user:{user}"
+
+    async def offer(
+        self, interaction_id: uuid.UUID, followup: FollowUp, asker: str | None = None
+    ) -> None:
+        key = f"{self.prefix}:offer:{interaction_id}"
         try:
-            await self._redis.set(
-                f"{self.prefix}:offer:{interaction_id}", followup.to_json(), ex=self.ttl_s
-            )
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(key, followup.to_json(), ex=self.ttl_s)
+                if asker is not None:
+                    pipe.sadd(self._index(asker), key)
+                    pipe.expire(self._index(asker), self.ttl_s)
+                await pipe.execute()
         except Exception as exc:  # Redis down: the reply goes out; its follow-up cannot
             log.warning("follow-up choices not saved (%s)", type(exc).__name__)
 
@@ -154,8 +192,12 @@ class RedisFollowUps:
         try:
             if choice is None:
                 await self._redis.delete(key)
-            else:
-                await self._redis.set(key, choice, ex=self.ttl_s)
+                return
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(key, choice, ex=self.ttl_s)
+                pipe.sadd(self._index(rater), key)
+                pipe.expire(self._index(rater), self.ttl_s)
+                await pipe.execute()
         except Exception as exc:
             log.warning("follow-up pick not saved (%s)", type(exc).__name__)
 
@@ -177,6 +219,17 @@ class RedisFollowUps:
         except Exception as exc:
             log.warning("press dedupe unavailable (%s); handling it anyway", type(exc).__name__)
             return True
+
+    async def forget(self, user: str) -> int:
+        index = self._index(user)
+        try:
+            keys = list(await self._redis.smembers(index))
+            removed = int(await self._redis.delete(*keys)) if keys else 0
+            await self._redis.delete(index)
+        except Exception as exc:  # what is left still expires with its TTL
+            log.error("follow-ups of a forgotten user not erased (%s)", type(exc).__name__)
+            return 0
+        return removed
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -2,6 +2,12 @@
 
 On Redis trouble the history reads as empty (and writes are dropped, logged): a reply without
 context beats no reply.
+
+Each turn is stored with whom it is by or about (``by``: the user's HMAC digest, never a raw
+id): the user's message and the bot's reply to it. ``/forget`` removes those turns from every
+conversation the user spoke in, a group chat or channel included, and leaves the other people's.
+On Redis a set per user (``thumbloop:history-by:<digest>``, with the history's TTL) names the
+conversations that hold their turns, so forgetting reads a few keys instead of scanning them all.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from thumbloop.contracts import Turn
 from thumbloop.settings import Settings
@@ -20,25 +26,35 @@ log = logging.getLogger(__name__)
 class History(Protocol):
     async def get(self, key: str) -> list[Turn]: ...
 
-    async def append(self, key: str, *turns: Turn) -> None: ...
+    async def append(self, key: str, *turns: Turn, by: str | None = None) -> None:
+        """Add ``turns`` to conversation ``key``; ``by``: the (hashed) user they are from or
+        about, whose ``/forget`` removes them."""
+        ...
 
     async def clear(self, key: str) -> None: ...
+
+    async def forget(self, user: str) -> int:
+        """Remove every turn appended ``by=user``, in every conversation; how many went."""
+        ...
 
 
 class InMemoryHistory:
     def __init__(self, max_turns: int, ttl_s: float) -> None:
         self.max_turns, self.ttl_s = max_turns, ttl_s
-        self._data: dict[str, tuple[float, list[Turn]]] = {}
+        self._data: dict[str, tuple[float, list[tuple[str | None, Turn]]]] = {}
 
-    async def get(self, key: str) -> list[Turn]:
+    def _live(self, key: str) -> list[tuple[str | None, Turn]]:
         entry = self._data.get(key)
         if entry is None or entry[0] < time.monotonic():
             self._data.pop(key, None)
             return []
         return list(entry[1])
 
-    async def append(self, key: str, *turns: Turn) -> None:
-        kept = (await self.get(key)) + list(turns)
+    async def get(self, key: str) -> list[Turn]:
+        return [turn for _, turn in self._live(key)]
+
+    async def append(self, key: str, *turns: Turn, by: str | None = None) -> None:
+        kept = self._live(key) + [(by, t) for t in turns]
         self._data[key] = (
             time.monotonic() + self.ttl_s,
             kept[-self.max_turns :] if self.max_turns else [],
@@ -46,6 +62,30 @@ class InMemoryHistory:
 
     async def clear(self, key: str) -> None:
         self._data.pop(key, None)
+
+    async def forget(self, user: str) -> int:
+        removed = 0
+        for key in list(self._data):
+            expires, turns = self._data[key]
+            kept = [(by, t) for by, t in turns if by != user]
+            removed += len(turns) - len(kept)
+            self._data[key] = (expires, kept)
+        return removed
+
+
+def _entry(turn: Turn, by: str | None) -> str:
+    data: dict[str, Any] = turn.model_dump(mode="json")
+    if by is not None:
+        data["by"] = by
+    return json.dumps(data)
+
+
+def _author(raw: bytes | str) -> str | None:
+    try:
+        by = json.loads(raw).get("by")
+    except (ValueError, AttributeError):
+        return None
+    return str(by) if by is not None else None
 
 
 class RedisHistory:
@@ -60,23 +100,34 @@ class RedisHistory:
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
 
+    def _index(self, user: str) -> str:
+        return f"{self.prefix}-by:{user}"
+
     async def get(self, key: str) -> list[Turn]:
         try:
             raw = await self._redis.lrange(self._key(key), 0, -1)
         except Exception as exc:  # Redis down: no context, but still a reply
             log.warning("history unavailable (%s)", type(exc).__name__)
             return []
-        return [Turn.model_validate(json.loads(item)) for item in raw]
+        turns = []
+        for item in raw:
+            data = json.loads(item)
+            data.pop("by", None)
+            turns.append(Turn.model_validate(data))
+        return turns
 
-    async def append(self, key: str, *turns: Turn) -> None:
+    async def append(self, key: str, *turns: Turn, by: str | None = None) -> None:
         if not turns or self.max_turns == 0:
             return
         k = self._key(key)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.rpush(k, *(t.model_dump_json() for t in turns))
+                pipe.rpush(k, *(_entry(t, by) for t in turns))
                 pipe.ltrim(k, -self.max_turns, -1)
                 pipe.expire(k, self.ttl_s)
+                if by is not None:
+                    pipe.sadd(self._index(by), key)
+                    pipe.expire(self._index(by), self.ttl_s)
                 await pipe.execute()
         except Exception as exc:
             log.warning("history not saved (%s)", type(exc).__name__)
@@ -86,6 +137,21 @@ class RedisHistory:
             await self._redis.delete(self._key(key))
         except Exception as exc:
             log.warning("history not cleared (%s)", type(exc).__name__)
+
+    async def forget(self, user: str) -> int:
+        index = self._index(user)
+        removed = 0
+        try:
+            for member in await self._redis.smembers(index):
+                k = self._key(member.decode() if isinstance(member, bytes) else str(member))
+                for item in await self._redis.lrange(k, 0, -1):
+                    if _author(item) == user:
+                        # by value: turns appended meanwhile (other people's) stay where they are
+                        removed += int(await self._redis.lrem(k, 0, item))  # type: ignore[arg-type]
+            await self._redis.delete(index)
+        except Exception as exc:  # the turns still expire with the history's TTL
+            log.error("history of a forgotten user not erased (%s)", type(exc).__name__)
+        return removed
 
     async def aclose(self) -> None:
         await self._redis.aclose()

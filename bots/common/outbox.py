@@ -93,8 +93,15 @@ class _Spool:
     def remove(self, item_id: int) -> None:
         self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
 
+    def compact(self) -> None:
+        """Fold the write-ahead log into the file and empty it. ``secure_delete`` overwrites a
+        deleted row in the database file, but the log still holds the frames that wrote it (a
+        user's message) until a checkpoint: called whenever the line is empty, so nothing sent
+        stays on disk."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no old pages left in the log
+        self.compact()
         self._db.close()
         self._lock.close()
 
@@ -167,6 +174,8 @@ class Outbox:
         delay = self.retry_initial_s
         while True:
             if not self._items:
+                if self._spool:
+                    self._spool.compact()  # what was sent leaves the disk before the line idles
                 wake.clear()
                 await wake.wait()
                 continue

@@ -212,7 +212,7 @@ def build_bolt_app(
 
     @app.command(COMMAND)
     async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
-        await ack(text=handlers.on_command(command), response_type="ephemeral")
+        await ack(text=await handlers.on_command(command), response_type="ephemeral")
 
     return app
 

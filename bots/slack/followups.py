@@ -6,6 +6,7 @@ so the choices sit under the reply they are about."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -93,8 +94,7 @@ class SlackFollowUps:
             log.warning("refused a malformed choice action")
             return
         rater = self._hash(click.user)
-        # Slack stamps each press with its own action_ts: a second delivery carries the same one
-        if not await self.store.claim(f"slack:{rater}:{click.message_ts}:{click.at.timestamp()}"):
+        if not await self.store.claim(press_key(rater, click)):
             self.duplicates += 1
             log.info("repeat delivery of a choice press ignored")
             return
@@ -165,4 +165,11 @@ class SlackFollowUps:
             log.error("answer to a picked intent not delivered: %s", api_error(exc))
             return
         turn = Turn(role="assistant", text=text[:TURN_LIMIT])
-        await self.history.append(followup.conversation, turn)
+        await self.history.append(followup.conversation, turn, by=self._hash(click.user))
+
+
+def press_key(rater: str, click: ChoiceClick) -> str:
+    """The id of one press: Slack stamps each with its own action_ts (a second delivery carries
+    the same one). Digested, so the key names no user and ``/forget`` leaves none behind."""
+    press = f"{rater}:{click.message_ts}:{click.at.timestamp()}"
+    return "slack:" + hashlib.sha256(press.encode()).hexdigest()[:32]

@@ -160,9 +160,9 @@ class SlackHandlers:
         key: str,
         prediction: Prediction,
     ) -> None:
-        iid = prediction.interaction_id
+        iid, user = prediction.interaction_id, self._hash(inbound.user)
         followup = fu.plan(prediction, key)
-        await self.choices.store.offer(iid, followup)
+        await self.choices.store.offer(iid, followup, asker=user)
         blocks = reply_blocks(
             prediction.reply.text,
             sign_vote(self._signing, iid, 1),
@@ -186,14 +186,15 @@ class SlackHandlers:
             key,
             Turn(role="user", text=inbound.text[:TURN_LIMIT]),
             Turn(role="assistant", text=prediction.reply.text[:TURN_LIMIT]),
+            by=user,
         )
         if reply_ts:
-            await self.state.remember_reply(conversation, reply_ts, iid)
+            await self.state.remember_reply(conversation, reply_ts, iid, asker=user)
         interaction = Interaction.of_reply(
             prediction,
             text=inbound.text,
             platform=PLATFORM,
-            user=self._hash(inbound.user),
+            user=user,
             conversation=conversation,
             message_ref=reply_ts or None,
         )
@@ -284,8 +285,11 @@ class SlackHandlers:
 
     # -- /thumbloop -----------------------------------------------------------------------
 
-    def on_command(self, command: Mapping[str, Any]) -> str:
-        """The ephemeral answer to ``/thumbloop …``; ``forget`` also queues the deletion."""
+    async def on_command(self, command: Mapping[str, Any]) -> str:
+        """The ephemeral answer to ``/thumbloop …``; ``forget`` also queues the deletion and
+        erases what this bot keeps about the user: their turns (and the replies to them) in
+        every channel's and thread's history, their picks, the choices under their messages and
+        the index entries of the replies to them."""
         raw = str(command.get("text") or "")
         sub = parse_subcommand(raw)
         if sub != "forget":
@@ -293,5 +297,15 @@ class SlackHandlers:
         user = str(command.get("user_id") or "")
         if not user:
             return answer("help", raw)
-        self.outbox.submit(FORGET_USER, forget_payload(self._hash(user), PLATFORM))
+        hashed = self._hash(user)
+        self.outbox.submit(FORGET_USER, forget_payload(hashed, PLATFORM))
+        turns = await self.history.forget(hashed)
+        followups = await self.choices.store.forget(hashed)
+        replies = await self.state.forget(hashed)
+        log.info(
+            "forgot a user here: %d history turns, %d follow-up entries, %d replies indexed",
+            turns,
+            followups,
+            replies,
+        )
         return FORGET_DONE

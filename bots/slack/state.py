@@ -3,8 +3,11 @@ retries never give a second reply or vote) and which interaction each bot reply 
 reaction on it can count as a vote).
 
 Redis with TTLs in production, in process by default, behind one small interface. Keys hold
-hashed channel ids, never raw ones. On Redis trouble ``claim`` lets the delivery through (a rare
-duplicate beats a lost reply) and ``reply_for`` finds nothing; both are logged.
+hashed channel ids, never raw ones. ``/forget`` drops the index entries of the replies to the
+user's messages (reactions on them no longer count); on Redis a set per user lists them.
+
+On Redis trouble ``claim`` lets the delivery through (a rare duplicate beats a lost reply) and
+``reply_for`` finds nothing; both are logged.
 """
 
 from __future__ import annotations
@@ -29,10 +32,16 @@ class SlackState(Protocol):
         ...
 
     async def remember_reply(
-        self, conversation: str, ts: str, interaction_id: uuid.UUID
-    ) -> None: ...
+        self, conversation: str, ts: str, interaction_id: uuid.UUID, asker: str | None = None
+    ) -> None:
+        """``asker``: the (hashed) user whose message the reply answers."""
+        ...
 
     async def reply_for(self, conversation: str, ts: str) -> uuid.UUID | None: ...
+
+    async def forget(self, user: str) -> int:
+        """Drop the replies to ``user``'s messages from the index; how many went."""
+        ...
 
 
 class _TTLDict:
@@ -57,11 +66,17 @@ class _TTLDict:
         while len(self._data) > self.max_items:
             self._data.popitem(last=False)
 
+    def pop(self, key: str) -> bool:
+        return self._data.pop(key, None) is not None
+
+    def key_list(self) -> list[str]:
+        return list(self._data)
+
 
 class InMemorySlackState:
     def __init__(self, max_items: int = 100_000) -> None:
         self._seen = _TTLDict(SEEN_TTL_S, max_items)
-        self._replies = _TTLDict(REPLY_TTL_S, max_items)
+        self._replies = _TTLDict(REPLY_TTL_S, max_items)  # "<interaction id> <asker>"
 
     async def claim(self, key: str) -> bool:
         if self._seen.get(key) is not None:
@@ -69,12 +84,24 @@ class InMemorySlackState:
         self._seen.put(key, "1")
         return True
 
-    async def remember_reply(self, conversation: str, ts: str, interaction_id: uuid.UUID) -> None:
-        self._replies.put(f"{conversation}:{ts}", str(interaction_id))
+    async def remember_reply(
+        self, conversation: str, ts: str, interaction_id: uuid.UUID, asker: str | None = None
+    ) -> None:
+        self._replies.put(f"{conversation}:{ts}", f"{interaction_id} {asker or ''}")
 
     async def reply_for(self, conversation: str, ts: str) -> uuid.UUID | None:
         found = self._replies.get(f"{conversation}:{ts}")
-        return uuid.UUID(found) if found else None
+        return uuid.UUID(found.split(" ")[0]) if found else None
+
+    async def forget(self, user: str) -> int:
+        keys = [
+            key
+            for key in self._replies.key_list()
+            if (found := self._replies.get(key)) is not None and found.split(" ")[1] == user
+        ]
+        for key in keys:
+            self._replies.pop(key)
+        return len(keys)
 
 
 class RedisSlackState:
@@ -93,11 +120,20 @@ class RedisSlackState:
             log.warning("delivery dedupe unavailable (%s); handling it anyway", type(exc).__name__)
             return True
 
-    async def remember_reply(self, conversation: str, ts: str, interaction_id: uuid.UUID) -> None:
+    def _index(self, user: str) -> str:
+        return f"{self.prefix}:replies-to:{user}"
+
+    async def remember_reply(
+        self, conversation: str, ts: str, interaction_id: uuid.UUID, asker: str | None = None
+    ) -> None:
+        key = f"{self.prefix}:reply:{conversation}:{ts}"
         try:
-            await self._redis.set(
-                f"{self.prefix}:reply:{conversation}:{ts}", str(interaction_id), ex=REPLY_TTL_S
-            )
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(key, str(interaction_id), ex=REPLY_TTL_S)
+                if asker is not None:
+                    pipe.sadd(self._index(asker), key)
+                    pipe.expire(self._index(asker), REPLY_TTL_S)
+                await pipe.execute()
         except Exception as exc:
             log.warning("reply not indexed for reactions (%s)", type(exc).__name__)
 
@@ -110,6 +146,17 @@ class RedisSlackState:
         if not found:
             return None
         return uuid.UUID(found.decode() if isinstance(found, bytes) else str(found))
+
+    async def forget(self, user: str) -> int:
+        index = self._index(user)
+        try:
+            keys = list(await self._redis.smembers(index))
+            removed = int(await self._redis.delete(*keys)) if keys else 0
+            await self._redis.delete(index)
+        except Exception as exc:  # what is left still expires with its TTL
+            log.error("reply index of a forgotten user not erased (%s)", type(exc).__name__)
+            return 0
+        return removed
 
     async def aclose(self) -> None:
         await self._redis.aclose()

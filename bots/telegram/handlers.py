@@ -3,8 +3,9 @@
 Decisions (is this for us, what does a button or reaction mean) come from
 :mod:`bots.telegram.convert` and what the bot sends (texts, keyboards, text cut to fit) from
 :mod:`bots.telegram.texts`; here they meet the Bot API, the serving worker, the history, the
-reply references and the outbox. Raw Telegram ids are hashed (:meth:`TelegramHandlers.hashed`)
-before anything leaves this module.
+reply references and the outbox; the follow-up choices under a reply are
+:mod:`bots.telegram.followups`' part. Raw Telegram ids are hashed
+(:meth:`TelegramHandlers.hashed`) before anything leaves this module.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from telegram import Bot, Chat, InlineKeyboardMarkup, Message, Update
+from telegram import Bot, Chat, Message, Update
 from telegram.constants import ChatAction
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bots.common import followup as fu
@@ -32,14 +32,13 @@ from bots.telegram.convert import (
     ChoiceTap,
     ForgetChoice,
     emojis_of,
-    followup_shown,
     is_addressed,
     message_ref,
     parse_callback,
     reaction_vote,
     strip_mention,
-    vote_shown,
 )
+from bots.telegram.followups import TelegramFollowUps, edit_keyboard
 from bots.telegram.state import ReplyRefs
 from bots.telegram.texts import MAX_TEXT, fit_text, forget_keyboard, reply_keyboard, user_tag
 from serving.client import ServingRejected, ServingUnavailable
@@ -87,6 +86,16 @@ class TelegramDeps:
 class TelegramHandlers:
     def __init__(self, deps: TelegramDeps) -> None:
         self.deps = deps
+        self.choices = TelegramFollowUps(
+            signing=deps.signing,
+            hash_id=self.hashed,
+            serving=deps.serving,
+            outbox=deps.outbox,
+            history=deps.history,
+            refs=deps.refs,
+            store=deps.followups,
+            reply_timeout_s=deps.reply_timeout_s,
+        )
 
     def hashed(self, raw_id: int | str) -> str:
         return hash_id(self.deps.id_key, PLATFORM, raw_id)
@@ -128,12 +137,12 @@ class TelegramHandlers:
         if not text:
             await message.reply_text(texts.MENTION_EMPTY, do_quote=_quote(message))
             return
-        conversation = self.hashed(message.chat.id)
+        conversation, user = self.hashed(message.chat.id), self.hashed(message.from_user.id)
         prediction = await self._predict(bot, message, text, conversation)
         if prediction is None:
             return
         followup = fu.plan(prediction, conversation)
-        await self.deps.followups.offer(prediction.interaction_id, followup)
+        await self.deps.followups.offer(prediction.interaction_id, followup, asker=user)
         reply = await message.reply_text(
             fit_text(prediction.reply.text),
             reply_markup=reply_keyboard(
@@ -143,17 +152,20 @@ class TelegramHandlers:
             ),
             do_quote=_quote(message),
         )
-        await self.deps.refs.put(conversation, reply.message_id, prediction.interaction_id)
+        await self.deps.refs.put(
+            conversation, reply.message_id, prediction.interaction_id, asker=user
+        )
         await self.deps.history.append(
             conversation,
             Turn(role="user", text=text),
             Turn(role="assistant", text=prediction.reply.text[:MAX_TEXT]),
+            by=user,
         )
         interaction = Interaction.of_reply(
             prediction,
             text=text,
             platform=PLATFORM,
-            user=self.hashed(message.from_user.id),
+            user=user,
             conversation=conversation,
             message_ref=message_ref(conversation, reply.message_id),
         )
@@ -227,107 +239,18 @@ class TelegramHandlers:
             await self._confirm_forget(update, choice, rater)
             return
         if isinstance(choice, ChoiceTap):
-            await self._on_choice(update, context, choice, rater)
+            await self.choices.on_tap(context.bot, query, choice, rater)
             return
         vote = Vote(
             interaction_id=choice.interaction_id, rater=rater, value=choice.value, platform=PLATFORM
         )
         self.deps.outbox.submit(tasks.RECORD_VOTE, tasks.vote_payload(vote))
-        new = await self._keyboard_after_vote(choice.interaction_id, rater, choice.value)
+        new = await self.choices.keyboard_after_vote(choice.interaction_id, rater, choice.value)
         asks = choice.value < 0 and len(new.inline_keyboard) > 1
         await query.answer(texts.ASK_WHAT_WENT_WRONG if asks else texts.VOTE_THANKS[choice.value])
         message = query.message
         if isinstance(message, Message) and message.reply_markup != new:
-            await _edit_keyboard(context.bot, message.chat.id, message.message_id, new)
-
-    async def _keyboard_after_vote(
-        self, iid: uuid.UUID, rater: str, value: int | None
-    ) -> InlineKeyboardMarkup:
-        """The keyboard once ``rater`` voted ``value`` (None: withdrew): after a 👎 the
-        follow-up choices; after a 👍 or a withdrawal none (and the rater's pick, if any, is
-        withdrawn), except under a reply that asked to clarify, whose choices always stay."""
-        followup = await self.deps.followups.offered(iid)
-        picked = await self.deps.followups.picked(iid, rater) if followup else None
-        keep = followup is not None and (value == -1 or followup.at_once)
-        if picked is not None and not keep:
-            await self._withdraw_pick(iid, rater)
-            picked = None
-        return reply_keyboard(
-            self.deps.signing, iid, value, followup if keep else None, picked if keep else None
-        )
-
-    async def _withdraw_pick(self, iid: uuid.UUID, rater: str) -> None:
-        payload = tasks.withdraw_payload(str(iid), rater, PLATFORM)
-        self.deps.outbox.submit(tasks.WITHDRAW_CORRECTION, payload)
-        await self.deps.followups.set_pick(iid, rater, None)
-
-    async def _on_choice(
-        self, update: Update, context: Context, tap: ChoiceTap, rater: str
-    ) -> None:
-        """A follow-up choice: record it (a tap on the chosen one withdraws it), tick it, and
-        after an intent pick answer that intent at once."""
-        query = update.callback_query
-        assert query is not None
-        if not await self.deps.followups.claim(f"tg:{query.id}"):
-            log.info("repeat delivery of a choice press ignored")
-            return
-        message = query.message if isinstance(query.message, Message) else None
-        iid = tap.interaction_id
-        if message is not None:  # a token moved onto another reply is refused
-            carried = await self.deps.refs.get(self.hashed(message.chat.id), message.message_id)
-            if carried is not None and carried != iid:
-                await query.answer(texts.BUTTON_INVALID, show_alert=True)
-                return
-        followup = await self.deps.followups.offered(iid)
-        if followup is None:
-            await query.answer(fu.EXPIRED, show_alert=True)
-            return
-        pick = fu.read_choice(followup, tap.choice)
-        if pick is None:
-            await query.answer(texts.BUTTON_INVALID, show_alert=True)
-            return
-        chosen: str | None = tap.choice
-        if await self.deps.followups.picked(iid, rater) == tap.choice:
-            await self._withdraw_pick(iid, rater)
-            chosen = None
-            await query.answer(fu.WITHDRAWN)
-        else:
-            made = fu.correction(pick, iid, rater, PLATFORM)
-            self.deps.outbox.submit(tasks.RECORD_CORRECTION, tasks.correction_payload(made))
-            await self.deps.followups.set_pick(iid, rater, tap.choice)
-            await query.answer(fu.thanks(pick))
-        if message is None:
-            return
-        markup = message.reply_markup
-        new = reply_keyboard(self.deps.signing, iid, vote_shown(markup), followup, chosen)
-        if followup_shown(markup) and markup != new:
-            await _edit_keyboard(context.bot, message.chat.id, message.message_id, new)
-        if chosen is not None and pick.label is not None:
-            await self._answer_pick(message, followup, pick.label)
-
-    async def _answer_pick(self, message: Message, followup: fu.FollowUp, intent: str) -> None:
-        """The reply to the intent the user picked, as a reply to the bot's message."""
-        request = IntentAnswerRequest(
-            intent=intent,
-            sentiment=followup.sentiment,
-            conversation_id=followup.conversation,
-            platform=PLATFORM,
-        )
-        try:
-            reply = await asyncio.wait_for(
-                self.deps.serving.answer(request), self.deps.reply_timeout_s
-            )
-            text = reply.text
-        except (ServingUnavailable, ServingRejected, TimeoutError) as exc:
-            log.warning("no answer to a picked intent: %s", type(exc).__name__)
-            text = texts.APOLOGY_UNAVAILABLE
-        try:
-            await message.reply_text(fit_text(text), do_quote=True)
-        except TelegramError as exc:
-            log.warning("answer to a picked intent not delivered: %s", type(exc).__name__)
-            return
-        conversation = self.hashed(message.chat.id)
-        await self.deps.history.append(conversation, Turn(role="assistant", text=text[:MAX_TEXT]))
+            await edit_keyboard(context.bot, message.chat.id, message.message_id, new)
 
     async def _confirm_forget(self, update: Update, choice: ForgetChoice, rater: str) -> None:
         query = update.callback_query
@@ -337,8 +260,7 @@ class TelegramHandlers:
             return
         if choice.confirm:
             self.deps.outbox.submit(tasks.FORGET_USER, tasks.forget_payload(rater, PLATFORM))
-            if update.effective_chat is not None:
-                await self.deps.history.clear(self.hashed(update.effective_chat.id))
+            await self._erase_here(rater, update.effective_chat)
         await query.answer()
         try:
             await query.edit_message_text(
@@ -346,6 +268,23 @@ class TelegramHandlers:
             )
         except TelegramError as exc:
             log.info("could not update the /forget message: %s", type(exc).__name__)
+
+    async def _erase_here(self, user: str, chat: Chat | None) -> None:
+        """What this bot keeps about ``user``: their turns (and the replies to them) in every
+        chat's history, group chats included, their picks, the choices under their messages and
+        the references of the replies to them. A private chat's history is all theirs (older
+        turns carry no author): it goes whole."""
+        turns = await self.deps.history.forget(user)
+        if chat is not None and chat.type == Chat.PRIVATE:
+            await self.deps.history.clear(self.hashed(chat.id))
+        followups = await self.deps.followups.forget(user)
+        refs = await self.deps.refs.forget(user)
+        log.info(
+            "forgot a user here: %d history turns, %d follow-up entries, %d reply references",
+            turns,
+            followups,
+            refs,
+        )
 
     async def on_reaction(self, update: Update, context: Context) -> None:
         """👍/👎 reactions on a bot reply count as votes; removing the thumb withdraws it."""
@@ -367,8 +306,8 @@ class TelegramHandlers:
         else:
             vote = Vote(interaction_id=iid, rater=rater, value=change, platform=PLATFORM, at=at)
             self.deps.outbox.submit(tasks.RECORD_VOTE, tasks.vote_payload(vote))
-        new = await self._keyboard_after_vote(iid, rater, change or None)
-        await _edit_keyboard(context.bot, reaction.chat.id, reaction.message_id, new)
+        new = await self.choices.keyboard_after_vote(iid, rater, change or None)
+        await edit_keyboard(context.bot, reaction.chat.id, reaction.message_id, new)
 
     # faults ---------------------------------------------------------------------------------
 
@@ -382,18 +321,6 @@ class TelegramHandlers:
 def _quote(message: Message) -> bool:
     """Quote the user's message in groups (so it is clear who is answered), not in private."""
     return message.chat.type != Chat.PRIVATE
-
-
-async def _edit_keyboard(
-    bot: Bot, chat_id: int, message_id: int, markup: InlineKeyboardMarkup
-) -> None:
-    try:
-        await bot.edit_message_reply_markup(chat_id, message_id, reply_markup=markup)
-    except BadRequest as exc:
-        if "not modified" not in str(exc).lower():
-            log.info("could not update the vote buttons: %s", exc.message)
-    except TelegramError as exc:
-        log.info("could not update the vote buttons: %s", type(exc).__name__)
 
 
 __all__ = ["Predictor", "TelegramDeps", "TelegramHandlers"]

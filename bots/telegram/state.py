@@ -2,7 +2,10 @@
 
 Reactions arrive with only the chat and message id; this maps them back to the interaction so
 they count as votes. Redis with a TTL in production (shared by every bot process), in process on
-the embedded default. Keys use the hashed chat id: raw Telegram ids never reach Redis.
+the embedded default. Keys use the hashed chat id: raw Telegram ids never reach Redis (a private
+chat's id is its user's, so its hash is the user's digest). ``/forget`` drops the references of
+the replies to the user's messages (:meth:`ReplyRefs.forget`): reactions on them no longer count,
+and no key named by the user's digest is left; on Redis a set per user lists them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,19 @@ REF_TTL_S = 30 * 86_400  # reactions to month-old replies still count
 
 
 class ReplyRefs(Protocol):
-    async def put(self, conversation: str, message_id: int, interaction_id: uuid.UUID) -> None: ...
+    async def put(
+        self,
+        conversation: str,
+        message_id: int,
+        interaction_id: uuid.UUID,
+        asker: str | None = None,
+    ) -> None:
+        """``asker``: the (hashed) user whose message the reply answers."""
+        ...
+
+    async def forget(self, user: str) -> int:
+        """Drop the references of the replies to ``user``'s messages; how many went."""
+        ...
 
     async def get(self, conversation: str, message_id: int) -> uuid.UUID | None: ...
 
@@ -34,12 +49,30 @@ class InMemoryReplyRefs:
     def __init__(self, ttl_s: float = REF_TTL_S, max_items: int = 100_000) -> None:
         self.ttl_s, self.max_items = ttl_s, max_items
         self._data: OrderedDict[tuple[str, int], tuple[float, uuid.UUID]] = OrderedDict()
+        self._askers: dict[tuple[str, int], str] = {}
 
-    async def put(self, conversation: str, message_id: int, interaction_id: uuid.UUID) -> None:
-        self._data[(conversation, message_id)] = (time.monotonic() + self.ttl_s, interaction_id)
-        self._data.move_to_end((conversation, message_id))
+    async def put(
+        self,
+        conversation: str,
+        message_id: int,
+        interaction_id: uuid.UUID,
+        asker: str | None = None,
+    ) -> None:
+        key = (conversation, message_id)
+        self._data[key] = (time.monotonic() + self.ttl_s, interaction_id)
+        self._data.move_to_end(key)
+        if asker is not None:
+            self._askers[key] = asker
         while len(self._data) > self.max_items:
-            self._data.popitem(last=False)
+            old, _ = self._data.popitem(last=False)
+            self._askers.pop(old, None)
+
+    async def forget(self, user: str) -> int:
+        keys = [key for key, asker in self._askers.items() if asker == user]
+        for key in keys:
+            self._data.pop(key, None)
+            del self._askers[key]
+        return len(keys)
 
     async def get(self, conversation: str, message_id: int) -> uuid.UUID | None:
         entry = self._data.get((conversation, message_id))
@@ -47,11 +80,13 @@ class InMemoryReplyRefs:
             return None
         if entry[0] < time.monotonic():
             del self._data[(conversation, message_id)]
+            self._askers.pop((conversation, message_id), None)
             return None
         return entry[1]
 
     async def aclose(self) -> None:
         self._data.clear()
+        self._askers.clear()
 
 
 class RedisReplyRefs:
@@ -66,11 +101,24 @@ class RedisReplyRefs:
     def _key(self, conversation: str, message_id: int) -> str:
         return f"{self.prefix}:{conversation}:{message_id}"
 
-    async def put(self, conversation: str, message_id: int, interaction_id: uuid.UUID) -> None:
+    def _index(self, user: str) -> str:
+        return f"{self.prefix}-by:{user}"
+
+    async def put(
+        self,
+        conversation: str,
+        message_id: int,
+        interaction_id: uuid.UUID,
+        asker: str | None = None,
+    ) -> None:
+        key = self._key(conversation, message_id)
         try:
-            await self._redis.set(
-                self._key(conversation, message_id), str(interaction_id), ex=self.ttl_s
-            )
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(key, str(interaction_id), ex=self.ttl_s)
+                if asker is not None:
+                    pipe.sadd(self._index(asker), key)
+                    pipe.expire(self._index(asker), self.ttl_s)
+                await pipe.execute()
         except Exception as exc:  # Redis down: this reply can still be rated with its buttons
             log.warning("reply reference not saved (%s)", type(exc).__name__)
 
@@ -88,6 +136,17 @@ class RedisReplyRefs:
             return uuid.UUID(raw.decode() if isinstance(raw, bytes) else str(raw))
         except ValueError:
             return None
+
+    async def forget(self, user: str) -> int:
+        index = self._index(user)
+        try:
+            keys = list(await self._redis.smembers(index))
+            removed = int(await self._redis.delete(*keys)) if keys else 0
+            await self._redis.delete(index)
+        except Exception as exc:  # what is left still expires with its TTL
+            log.error("reply references of a forgotten user not erased (%s)", type(exc).__name__)
+            return 0
+        return removed
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -105,8 +105,9 @@ class ChatSession:
 
     def forget(self) -> None:
         self.queue.send(tasks.FORGET_USER, tasks.forget_payload(self.user_hash, PLATFORM))
-        self.history.clear()
+        self.history.clear()  # all of the session's turns are this user's
         self.last = self.followup = None
+        self.last_text = ""
 
 
 def _short(prediction: Prediction) -> str:

@@ -44,3 +44,21 @@ def test_the_store_is_bounded_and_entries_expire() -> None:
         assert await expired.claim("k") and await expired.claim("k")
 
     asyncio.run(go())
+
+
+def test_forget_erases_the_users_picks_and_the_offers_under_their_messages() -> None:
+    async def go() -> None:
+        store = InMemoryFollowUps()
+        theirs, someone_elses = uuid.uuid4(), uuid.uuid4()
+        await store.offer(theirs, PLAN, asker="alice")
+        await store.offer(someone_elses, PLAN, asker="bob")
+        await store.set_pick(someone_elses, "alice", "o")
+        await store.set_pick(someone_elses, "bob", "0")
+        assert await store.forget("alice") == 2
+        assert await store.offered(theirs) is None
+        assert await store.picked(someone_elses, "alice") is None
+        assert await store.offered(someone_elses) == PLAN
+        assert await store.picked(someone_elses, "bob") == "0"
+        assert await store.forget("alice") == 0
+
+    asyncio.run(go())

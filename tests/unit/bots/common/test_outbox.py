@@ -60,6 +60,21 @@ async def test_sends_in_order_and_waits_out_an_outage(spooled: bool, tmp_path: P
         assert await _left_in(spool) == 0
 
 
+async def test_a_sent_message_leaves_no_copy_in_the_spool_files(tmp_path: Path) -> None:
+    """The spool holds users' messages: once sent, no byte of them stays in the database file
+    or beside it (the write-ahead log held them until a checkpoint), while the bot runs."""
+    canary = "zq-outbox-canary-7f3a"
+    spool = tmp_path / "o.sqlite"
+    outbox = Outbox(FlakyBroker(), spool=spool)
+    for i in range(3):
+        outbox.submit("learning.record_interaction", {"text": f"{canary} {i}"})
+    assert await outbox.drain(5)
+    files = list(tmp_path.iterdir())
+    assert spool in files
+    assert [f.name for f in files if canary.encode() in f.read_bytes()] == []
+    await outbox.aclose()
+
+
 async def test_drops_what_can_never_be_sent_and_the_oldest_when_full(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -21,6 +21,18 @@ async def test_in_memory_state_claims_once_and_indexes_replies() -> None:
     assert await state.reply_for("conv", "1.6") is None
 
 
+async def test_in_memory_forget_drops_the_replies_to_the_users_messages() -> None:
+    state = InMemorySlackState()
+    hers, his = uuid.uuid4(), uuid.uuid4()
+    await state.remember_reply("conv", "1.5", hers, asker="dora")
+    await state.remember_reply("conv", "1.6", his, asker="alice")
+    await state.remember_reply("conv", "1.7", uuid.uuid4())
+    assert await state.forget("dora") == 1
+    assert await state.reply_for("conv", "1.5") is None
+    assert await state.reply_for("conv", "1.6") == his
+    assert await state.forget("dora") == 0
+
+
 async def test_in_memory_state_is_bounded() -> None:
     state = InMemorySlackState(max_items=3)
     for i in range(5):
@@ -42,6 +54,7 @@ async def test_redis_state_down_lets_messages_through_and_finds_no_reply() -> No
         assert await state.claim("event:Ev1") is True
         await state.remember_reply("conv", "1.5", uuid.uuid4())  # logged, not raised
         assert await state.reply_for("conv", "1.5") is None
+        assert await state.forget("dora") == 0  # logged, not raised
     finally:
         await state.aclose()
 

@@ -18,3 +18,15 @@ async def test_in_memory_reply_refs_expire_and_stay_bounded() -> None:
     expired = InMemoryReplyRefs(ttl_s=-1)
     await expired.put("chat", 1, a)
     assert await expired.get("chat", 1) is None
+
+
+async def test_forget_drops_the_references_of_replies_to_the_users_messages() -> None:
+    refs = InMemoryReplyRefs(ttl_s=60)
+    hers, his = uuid.uuid4(), uuid.uuid4()
+    await refs.put("group", 1, hers, asker="cora")
+    await refs.put("group", 2, his, asker="dan")
+    await refs.put("cora-dm", 3, uuid.uuid4(), asker="cora")
+    assert await refs.forget("cora") == 2
+    assert await refs.get("group", 1) is None and await refs.get("cora-dm", 3) is None
+    assert await refs.get("group", 2) == his
+    assert await refs.forget("cora") == 0

@@ -86,6 +86,7 @@ def test_forget_asks_the_queue_to_erase_the_user() -> None:
     assert (payload["user"], payload["platform"]) == (hash_id("s", "cli", "ann"), "cli")
     assert datetime.fromisoformat(payload["at"]) <= datetime.now(UTC)  # when the user asked
     assert session.last is None and session.history == [] and session.followup is None
+    assert session.last_text == "", "nothing the user said is kept in the session"
 
 
 def test_a_pick_after_a_downvote_is_recorded_as_a_correction() -> None:
