@@ -5,18 +5,40 @@
     python docker/healthcheck.py bot        # a bot's dependencies answer: serving and the broker
 
 Nothing here imports torch, so a check costs a fraction of a second. Settings come from the
-same THUMBLOOP_* environment as the service itself.
+same THUMBLOOP_* environment as the service itself, plus the secrets compose mounts under
+/run/secrets/ (a health check is started by `docker exec`, not through the service's entry point
+docker/with-secrets.sh, so it reads them the same way itself: :func:`load_secrets`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import socket
 import sys
 import urllib.error
 import urllib.request
 
 TIMEOUT_S = 5.0
+SECRETS_DIR = "/run/secrets"
+_VARIABLE = re.compile(r"[A-Z_][A-Z0-9_]*")
+
+
+def load_secrets(folder: str | None = None) -> list[str]:
+    """What docker/with-secrets.sh does: each file in the secrets folder named like an upper-case
+    variable becomes that variable (trailing newlines dropped). Returns the names set."""
+    folder = folder or os.environ.get("SECRETS_DIR", SECRETS_DIR)
+    if not os.path.isdir(folder):
+        return []
+    names = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if _VARIABLE.fullmatch(name) and os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                os.environ[name] = f.read().rstrip("\n")
+            names.append(name)
+    return names
 
 
 def http_ok(url: str) -> bool:
@@ -82,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    load_secrets()
     if args.check == "http":
         ok = http_ok(args.url)
     elif args.check == "worker":

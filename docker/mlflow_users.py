@@ -1,8 +1,10 @@
 """Create an MLflow basic-auth user, or reset its password when it exists; optionally grant it a
 permission on a registered model.
 
-    # what compose's one-shot `mlflow-users` runs: the account the Thumbloop services log in as
-    python docker/mlflow_users.py thumbloop --password-env MLFLOW_TRACKING_PASSWORD
+    # what compose's one-shots run: the learning side's account (an admin, see
+    # docker/README.md) and serving's (a plain user: reads, never writes)
+    python docker/mlflow_users.py thumbloop-learning --password-env MLFLOW_LEARNING_PASSWORD --admin
+    python docker/mlflow_users.py thumbloop-serving --password-env MLFLOW_SERVING_PASSWORD
     # a person who may promote versions in the UI (asks for the password)
     python docker/mlflow_users.py alice --model thumbloop --permission EDIT
 

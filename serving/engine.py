@@ -44,11 +44,15 @@ def load_active(
     fetch_generator_base: bool = True,
     pool: PoolConfig | None = None,
     on_pool_restart: Callable[[], None] | None = None,
+    admit: bool = False,
 ) -> ActiveModel:
     """The model at ``uri``, warmed up; with ``pool``, its batches run in model processes
     (started and warm when this returns) and this process keeps the bundle for its labels,
-    replies and metadata."""
-    resolved: ResolvedModel = resolve(uri, tracking_uri, cache_dir, fetch_base=fetch_generator_base)
+    replies and metadata. With ``admit``, an alias pointing at a version serving refuses raises
+    :class:`serving.model_source.VersionRefused` (see ``resolve``)."""
+    resolved: ResolvedModel = resolve(
+        uri, tracking_uri, cache_dir, fetch_base=fetch_generator_base, admit=admit
+    )
     bundle = load_bundle(resolved.bundle_dir, device, cpu_bf16)
     active = ActiveModel(bundle, resolved.version, uri)
     start = time.perf_counter()

@@ -1,9 +1,11 @@
-"""Turn `models:/name@alias`, `models:/name/3` or a local path into a local bundle folder."""
+"""Turn `models:/name@alias`, `models:/name/3` or a local path into a local bundle folder, and
+decide whether serving may follow an alias to a version (:func:`refusal`)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,35 @@ class ResolvedModel:
     uri: str
     version: str  # what every Prediction names: "<name>/<version>" or "local:<digest>"
     bundle_dir: Path
+
+
+# Version tags the admission rule reads (learning/retrain/report.py and learning/seed/run.py write
+# `kind` and `gate`; learning/registry/promotion.py writes the override on `promote --force`).
+KIND_TAG, GATE_TAG, OVERRIDE_TAG = "kind", "gate", "gate.override"
+
+
+class VersionRefused(BundleError):
+    """A version the alias points at that serving will not load (see :func:`refusal`)."""
+
+
+def refusal(tags: Mapping[str, str]) -> str | None:
+    """Why serving refuses a version with these tags, or None when it may serve it.
+
+    Admitted: a version whose gate passed (``gate=passed``); a seed (``kind=seed`` with no gate
+    tag: it is trained on the domain's curated data and has no champion to be gated against);
+    any version with an override tag (``gate.override``, written by ``thumbloop promote --force``
+    with who and when). Refused: a failed gate, and a version with no gate verdict that is not a
+    seed (a retrain registered without one, or a version registered by hand)."""
+    if OVERRIDE_TAG in tags:
+        return None
+    gate = tags.get(GATE_TAG)
+    if gate == "passed":
+        return None
+    if gate is None and tags.get(KIND_TAG) == "seed":
+        return None
+    if gate is not None:
+        return f"its gate is {gate!r}, not 'passed'"
+    return f"it has no gate verdict (kind {tags.get(KIND_TAG)!r}, not a seed)"
 
 
 def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
@@ -47,26 +78,49 @@ def is_missing(exc: Exception) -> bool:
 def alias_target(tracking_uri: str, name: str, alias: str) -> str | None:
     """The version number an alias points at, or None when the model or alias does not exist;
     other registry errors are raised."""
+    found = alias_version_tags(tracking_uri, name, alias)
+    return found[0] if found else None
+
+
+def alias_version_tags(
+    tracking_uri: str, name: str, alias: str
+) -> tuple[str, dict[str, str]] | None:
+    """The version an alias points at and that version's tags (one registry call), or None when
+    the model or alias does not exist; other registry errors are raised."""
     # mlflow only where a registry is asked: serving a local bundle path never imports it
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     try:
-        return str(
-            MlflowClient(tracking_uri, tracking_uri).get_model_version_by_alias(name, alias).version
-        )
+        mv = MlflowClient(tracking_uri, tracking_uri).get_model_version_by_alias(name, alias)
     except MlflowException as exc:
         if is_missing(exc):
             return None
         raise
+    return str(mv.version), dict(mv.tags or {})
+
+
+def version_tags(tracking_uri: str, name: str, version: str) -> dict[str, str]:
+    from mlflow import MlflowClient  # only where a registry is asked, as in alias_version_tags
+
+    mv = MlflowClient(tracking_uri, tracking_uri).get_model_version(name, version)
+    return dict(mv.tags or {})
 
 
 def resolve(
-    uri_or_path: str, tracking_uri: str, cache_dir: Path, *, fetch_base: bool = True
+    uri_or_path: str,
+    tracking_uri: str,
+    cache_dir: Path,
+    *,
+    fetch_base: bool = True,
+    admit: bool = False,
 ) -> ResolvedModel:
     """A local bundle path, or a ``models:/`` URI downloaded once into ``cache_dir``. With
     ``fetch_base`` the bundle's reply generator gets its base model too (``fetch_generator_base``,
-    a large download, once per host): a server that only writes template replies passes False."""
+    a large download, once per host): a server that only writes template replies passes False.
+    With ``admit`` a ``models:/NAME@ALIAS`` URI whose version :func:`refusal` refuses raises
+    :class:`VersionRefused` before anything is downloaded (a local path or a version named by
+    number is the operator's explicit choice, and is not checked)."""
     path = Path(uri_or_path).expanduser()
     if not uri_or_path.startswith("models:/"):
         if not path.exists():
@@ -79,9 +133,13 @@ def resolve(
 
     name, alias, version = parse_models_uri(uri_or_path)
     if alias is not None:
-        version = alias_target(tracking_uri, name, alias)
-        if version is None:
+        found = alias_version_tags(tracking_uri, name, alias)
+        if found is None:
             raise BundleError(f"{uri_or_path}: registered model {name!r} has no alias {alias!r}")
+        version, tags = found
+        why = refusal(tags) if admit else None
+        if why is not None:
+            raise VersionRefused(f"{uri_or_path} is version {version}, refused: {why}")
     assert version is not None
     dst = cache_dir / name / version
     try:

@@ -15,6 +15,7 @@ from serving.batcher import BatchFailed, BatchStats, DeadlineExceeded, DynamicBa
 from serving.engine import ActiveModel, ModelHolder, load_active
 from serving.front import HTTPError, unencodable_text
 from serving.inference import RawOutput, settle_heap
+from serving.model_source import VersionRefused
 from serving.pool import PoolConfig, pool_size
 from serving.prometheus import ServingMetrics
 from serving.replies.generative import GenerativeReplies, GeneratorService
@@ -105,6 +106,7 @@ class ServingState:
             fetch_generator_base=self.generator is not None,
             pool=self.pool,
             on_pool_restart=self.metrics.model_process_restarts.inc,
+            admit=True,  # the first load of an alias obeys the same rule as the watcher's swaps
         )
         settle_heap()
         return active
@@ -116,6 +118,9 @@ class ServingState:
             self.metrics.model_info.info({"version": active.version, "uri": active.uri})
             if self.generator is not None:
                 self.generator.follow(active.bundle.generator_dir)
+
+    def on_refused(self, version: str, why: str) -> None:
+        self.metrics.model_loads.labels("refused").inc()
 
     def strategy(self, active: ActiveModel) -> ReplyStrategy:
         key = active.version
@@ -157,6 +162,7 @@ class ServingState:
                 self.load,
                 self.settings.serving.watch_interval_s,
                 self.on_loaded,
+                self.on_refused,
             )
             self.watcher.start()
         try:
@@ -179,7 +185,8 @@ class ServingState:
             try:
                 active = await asyncio.to_thread(self.load, self.model_uri)
             except Exception as exc:
-                self.metrics.model_loads.labels("failed").inc()
+                if not isinstance(exc, VersionRefused):  # the watcher counts a refusal once
+                    self.metrics.model_loads.labels("failed").inc()
                 log.error("cannot load %s (%s); retrying in %.0f s", self.model_uri, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)

@@ -5,6 +5,12 @@ warm-up checks) is tried again with backoff, ``RETRY_FIRST_S`` doubling to ``RET
 as long as the alias points at it: a transient error must not pin the old model for good, and a
 version that is truly broken costs one attempt every few minutes. A version is served only once
 a load (which runs the checks) succeeds.
+
+Before loading, the watcher reads the version's tags: a version the admission rule refuses
+(:func:`serving.model_source.refusal`: a failed gate, or no gate verdict on a version that is not
+a seed, without a ``promote --force`` override) is not loaded at all. The refusal is logged and
+reported once per move of the alias (``on_refused``); the old model keeps serving, and the tags
+are read again at every poll, so an override or a move of the alias takes effect at the next one.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from serving.engine import ActiveModel, ModelHolder
-from serving.model_source import alias_target, parse_models_uri
+from serving.model_source import alias_version_tags, parse_models_uri, refusal
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,7 @@ class AliasWatcher:
         load: Callable[[str], ActiveModel],
         interval_s: float,
         on_result: Callable[[str, ActiveModel | None], None] | None = None,
+        on_refused: Callable[[str, str], None] | None = None,
         retry_first_s: float = RETRY_FIRST_S,
         retry_max_s: float = RETRY_MAX_S,
         clock: Callable[[], float] = time.monotonic,
@@ -46,6 +53,8 @@ class AliasWatcher:
         self._load = load
         self.interval = interval_s
         self._on_result = on_result
+        self._on_refused = on_refused
+        self._refused: str | None = None  # the version refused last, reported once per move
         self.retry_first_s, self.retry_max_s = retry_first_s, retry_max_s
         self._clock = clock
         self._failed: str | None = None  # the version whose last load failed
@@ -64,14 +73,37 @@ class AliasWatcher:
 
     async def check_once(self) -> bool:
         """Returns True when a new version was swapped in."""
-        target = await asyncio.to_thread(alias_target, self.tracking_uri, self.name, self.alias)
+        found = await asyncio.to_thread(
+            alias_version_tags, self.tracking_uri, self.name, self.alias
+        )
+        target, tags = found if found else (None, {})
         current = self.holder.current
         wanted = f"{self.name}/{target}" if target else None
         serving = current is not None and current.version == wanted
         if wanted != self._failed or serving:  # the alias moved on, or the version got loaded
             self._failed, self._failures = None, 0
+        if wanted != self._refused:
+            self._refused = None
         if wanted is None or serving:
             return False
+        why = refusal(tags)
+        if why is not None:
+            if wanted != self._refused:
+                self._refused = wanted
+                log.error(
+                    "alias %s@%s points at %s, refused: %s; still serving %s (promote it with "
+                    "`thumbloop promote --force %s` to serve it anyway)",
+                    self.name,
+                    self.alias,
+                    wanted,
+                    why,
+                    current and current.version,
+                    target,
+                )
+                if self._on_refused:
+                    self._on_refused(wanted, why)
+            return False
+        self._refused = None
         if wanted == self._failed and self._clock() < self._retry_at:
             return False
         log.info(

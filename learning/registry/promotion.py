@@ -4,6 +4,12 @@ Each move writes a tag ``promotion.<unix-ms>`` on the version that became champi
 value {"action", "from", "to", "who", "at"}; the history is the union of those tags, so it
 survives in the registry itself (and moves made in the MLflow UI show up as gaps: the alias
 is simply where it is).
+
+Serving refuses a version its admission rule refuses (``serving.model_source.refusal``: a failed
+gate, or no gate verdict on a version that is not a seed), so promoting or rolling back to one is
+refused here too, with the reason. ``promote(..., force=True)`` (``thumbloop promote --force``)
+goes through and writes the override tag ``gate.override`` ({"who", "at", "gate"}) on the
+version before the alias moves, so serving admits it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from learning.registry.client import alias_version, configure
+from serving.model_source import GATE_TAG, OVERRIDE_TAG, refusal
 from thumbloop.settings import Settings
 
 TAG_PREFIX = "promotion."
@@ -35,6 +42,7 @@ class Move:
     to_version: str
     who: str
     at: str
+    forced: bool = False  # the gate was overridden (`promote --force`)
 
 
 def _who(who: str | None) -> str:
@@ -52,17 +60,26 @@ def history(client: MlflowClient, name: str) -> list[Move]:
         for key, value in (mv.tags or {}).items():
             if key.startswith(TAG_PREFIX):
                 d: dict[str, Any] = json.loads(value)
-                moves.append((key, Move(d["action"], d.get("from"), d["to"], d["who"], d["at"])))
+                move = Move(
+                    d["action"], d.get("from"), d["to"], d["who"], d["at"], d.get("forced", False)
+                )
+                moves.append((key, move))
     return [m for _, m in sorted(moves, key=lambda km: int(km[0][len(TAG_PREFIX) :]))]
 
 
-def _move(settings: Settings, to: str, action: str, who: str | None) -> Move:
+def _move(settings: Settings, to: str, action: str, who: str | None, force: bool = False) -> Move:
     client = configure(settings)
     name = settings.model_name
     try:
-        client.get_model_version(name, to)
+        tags = dict(client.get_model_version(name, to).tags or {})
     except MlflowException as exc:
         raise PromotionError(f"{name} has no version {to}") from exc
+    why = refusal(tags)
+    if why is not None and not force:
+        raise PromotionError(
+            f"serving would refuse {name} version {to}: {why}. "
+            f"`thumbloop promote --force {to}` overrides the gate (recorded on the version)"
+        )
     current = alias_version(client, name, "champion")
     move = Move(
         action,
@@ -70,7 +87,11 @@ def _move(settings: Settings, to: str, action: str, who: str | None) -> Move:
         str(to),
         _who(who),
         datetime.now(UTC).isoformat(timespec="seconds"),
+        forced=why is not None,
     )
+    if move.forced:  # before the alias moves, so serving never sees it unadmitted
+        override = {"who": move.who, "at": move.at, "gate": tags.get(GATE_TAG)}
+        client.set_model_version_tag(name, str(to), OVERRIDE_TAG, json.dumps(override))
     client.set_registered_model_alias(name, "champion", str(to))
     key = f"{TAG_PREFIX}{int(time.time() * 1000)}"
     client.set_model_version_tag(
@@ -82,8 +103,9 @@ def _move(settings: Settings, to: str, action: str, who: str | None) -> Move:
     return move
 
 
-def promote(settings: Settings, version: str, who: str | None = None) -> Move:
-    return _move(settings, str(version), "promote", who)
+def promote(settings: Settings, version: str, who: str | None = None, force: bool = False) -> Move:
+    """Make ``version`` the champion; a version serving would refuse needs ``force``."""
+    return _move(settings, str(version), "promote", who, force)
 
 
 def rollback(settings: Settings, who: str | None = None) -> Move:

@@ -35,9 +35,11 @@ pytestmark = [pytest.mark.redis]
 NAME = "thumbloop-serve"
 
 
-def _register(settings: Settings, bundle: Path, kind: str) -> str:
+def _register(settings: Settings, bundle: Path, kind: str, gate: str = "passed") -> str:
+    """A version whose gate said ``gate`` (broken ones pass it too: their load must stop them)."""
+    tags = {"kind": kind, "gate": gate}
     reg = log_and_register(
-        settings, bundle, params={}, metrics={}, artifacts={}, dicts={}, tags={"kind": kind}
+        settings, bundle, params={}, metrics={}, artifacts={}, dicts={}, tags=tags
     )
     return reg.version
 
@@ -61,16 +63,18 @@ def versions(
     tiny_registered, serve_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """v1 (champion) and v2: the same good bundle; v3: a bundle whose heads are corrupt; v4: one
-    whose intent head's weights are NaN (it loads, and answers NaN)."""
+    whose intent head's weights are NaN (it loads, and answers NaN); v5: the good bundle, but
+    its gate failed."""
     good = tiny_registered.bundle_dir
     v1 = _register(serve_settings, good, "test")
     v2 = _register(serve_settings, good, "test")
     tmp = tmp_path_factory.mktemp("bad")
     v3 = _register(serve_settings, corrupt_heads(good, tmp / "broken"), "broken")
     v4 = _register(serve_settings, nan_heads(good, tmp / "nan"), "broken")
+    v5 = _register(serve_settings, good, "retrain", gate="failed")
     client = configure(serve_settings)
     client.set_registered_model_alias(NAME, "champion", v1)
-    return {"v1": v1, "v2": v2, "v3": v3, "v4": v4}
+    return {"v1": v1, "v2": v2, "v3": v3, "v4": v4, "v5": v5}
 
 
 @pytest.fixture(scope="module")
@@ -247,25 +251,29 @@ async def test_alias_move_under_load_swaps_without_failures(
     assert all(v == v2 for v in seen[first_v2 + 8 :]), "requests went back to the old version"
 
 
-def _failed_loads(server: str) -> float:
+def _loads(server: str, result: str) -> float:
     return _metric(
-        httpx.get(f"{server}/metrics").text, 'thumbloop_model_loads_total{result="failed"}'
+        httpx.get(f"{server}/metrics").text, f'thumbloop_model_loads_total{{result="{result}"}}'
     )
 
 
-@pytest.mark.parametrize("bad", ["v3", "v4"], ids=["corrupt", "nan-outputs"])
+@pytest.mark.parametrize(
+    ("bad", "result"),
+    [("v3", "failed"), ("v4", "failed"), ("v5", "refused")],
+    ids=["corrupt", "nan-outputs", "gate-failed"],
+)
 def test_broken_version_keeps_the_old_one_serving(
-    server: str, serve_settings: Settings, versions: dict[str, str], bad: str
+    server: str, serve_settings: Settings, versions: dict[str, str], bad: str, result: str
 ) -> None:
     registry = configure(serve_settings)
     registry.set_registered_model_alias(NAME, "champion", versions["v1"])
     before = f"{NAME}/{versions['v1']}"
     _wait_for_version(server, before)  # not still swapping back from an earlier test's move
-    failed = _failed_loads(server)
+    counted = _loads(server, result)
     registry.set_registered_model_alias(NAME, "champion", versions[bad])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if _failed_loads(server) > failed:
+        if _loads(server, result) > counted:
             break
         time.sleep(0.3)
     else:

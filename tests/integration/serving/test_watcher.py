@@ -1,24 +1,31 @@
 """The alias watcher against a real MLflow registry: a version whose load failed is tried again
-with backoff until it loads, and a version that fails its checks is never served."""
+with backoff until it loads, a version that fails its checks is never served, and a version the
+gate refused is not even loaded until `thumbloop promote --force` overrides it."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 from mlflow.exceptions import MlflowException
 
 from learning.registry.client import configure
+from learning.registry.promotion import PromotionError, history, promote
 from learning.registry.versions import log_and_register
 from serving.engine import ActiveModel, ModelHolder, load_active
 from serving.inference import ModelCheckFailed
+from serving.model_source import OVERRIDE_TAG, VersionRefused
 from serving.watcher import RETRY_FIRST_S, AliasWatcher
 from tests.integration.serving.bundles import nan_heads
 from tests.tiny_bundle import make_tiny_bundle
+from thumbloop.cli.main import cli
 from thumbloop.settings import Settings
 
 NAME = "thumbloop-watch"
@@ -43,16 +50,26 @@ def settings(tiny_settings: Settings) -> Settings:
 
 @pytest.fixture(scope="module")
 def versions(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """v1 and v2: the same good bundle; nan: one whose intent head's weights are NaN. Each as
-    the watcher names it, ``NAME/N``."""
+    """v1 and v2: the same good bundle, gate passed; nan: one whose intent head's weights are NaN
+    (gate passed: its load must be what stops it); failed: the good bundle, gate failed;
+    unjudged: a retrain with no gate verdict; seed: a seed (no gate tag). Each as the watcher
+    names it, ``NAME/N``."""
     tmp = tmp_path_factory.mktemp("watch")
     good = make_tiny_bundle(tmp / "good")
-    bundles = {"v1": good, "v2": good, "nan": nan_heads(good, tmp / "nan")}
+    passed = {"kind": "retrain", "gate": "passed"}
+    registered = {
+        "v1": (good, passed),
+        "v2": (good, passed),
+        "nan": (nan_heads(good, tmp / "nan"), passed),
+        "failed": (good, {"kind": "retrain", "gate": "failed"}),
+        "unjudged": (good, {"kind": "retrain"}),
+        "seed": (good, {"kind": "seed"}),
+    }
     numbers = {
         key: log_and_register(
-            settings, path, params={}, metrics={}, artifacts={}, dicts={}, tags={"kind": "test"}
+            settings, path, params={}, metrics={}, artifacts={}, dicts={}, tags=tags
         ).version
-        for key, path in bundles.items()
+        for key, (path, tags) in registered.items()
     }
     return {key: f"{NAME}/{n}" for key, n in numbers.items()}
 
@@ -194,3 +211,90 @@ async def test_the_watcher_tries_again_before_its_next_poll(
     finally:
         await watcher.stop()
     assert flaky.calls == 2
+
+
+def _number(version: str) -> str:
+    return version.split("/")[1]
+
+
+@pytest.mark.parametrize("bad", ["failed", "unjudged"])
+async def test_a_version_the_gate_refused_is_never_loaded_until_forced(
+    settings: Settings,
+    versions: dict[str, str],
+    holder: ModelHolder,
+    load: Callable[[str], ActiveModel],
+    caplog: pytest.LogCaptureFixture,
+    bad: str,
+) -> None:
+    loads: list[str] = []
+    refused: list[tuple[str, str]] = []
+
+    def counted_load(uri: str) -> ActiveModel:
+        loads.append(uri)
+        return load(uri)
+
+    watcher = AliasWatcher(
+        URI,
+        settings.effective_tracking_uri,
+        holder,
+        counted_load,
+        interval_s=1,
+        on_refused=lambda version, why: refused.append((version, why)),
+    )
+    _point_alias(settings, versions[bad])  # as a move in the MLflow UI would
+    with caplog.at_level(logging.ERROR, logger="serving.watcher"):
+        for _ in range(3):
+            assert not await watcher.check_once()
+    assert loads == [] and holder.current is not None
+    assert holder.current.version == versions["v1"]
+    assert [v for v, _ in refused] == [versions[bad]], "one report per move, not per poll"
+    assert ("'failed'" if bad == "failed" else "no gate verdict") in refused[0][1]
+    assert f"promote --force {_number(versions[bad])}" in caplog.text
+
+    # a promotion without --force is refused with the reason; with it, recorded and served
+    with pytest.raises(PromotionError, match="--force"):
+        promote(settings, _number(versions[bad]), who="alice")
+    runner = CliRunner()
+    env = {"THUMBLOOP_HOME": str(settings.home), "THUMBLOOP_MODEL_NAME": NAME}
+    res = runner.invoke(cli, ["promote", _number(versions[bad]), "--who", "alice"], env=env)
+    assert res.exit_code != 0 and "--force" in res.output
+    res = runner.invoke(
+        cli, ["promote", _number(versions[bad]), "--who", "alice", "--force"], env=env
+    )
+    assert res.exit_code == 0, res.output
+    assert "gate overridden" in res.output
+    tags = configure(settings).get_model_version(NAME, _number(versions[bad])).tags
+    override = json.loads(tags[OVERRIDE_TAG])
+    assert override["who"] == "alice" and override["at"]
+    assert override["gate"] == ("failed" if bad == "failed" else None)
+    assert history(configure(settings), NAME)[-1].forced
+    assert await watcher.check_once()
+    assert holder.current.version == versions[bad] and len(loads) == 1
+    assert len(refused) == 1
+    configure(settings).delete_model_version_tag(NAME, _number(versions[bad]), OVERRIDE_TAG)
+
+
+async def test_a_seed_is_served_and_a_refused_alias_is_not_loaded_at_start(
+    settings: Settings,
+    versions: dict[str, str],
+    holder: ModelHolder,
+    load: Callable[[str], ActiveModel],
+    tmp_path: Path,
+) -> None:
+    watcher = AliasWatcher(URI, settings.effective_tracking_uri, holder, load, interval_s=1)
+    _point_alias(settings, versions["seed"])
+    assert await watcher.check_once()
+    assert holder.current is not None and holder.current.version == versions["seed"]
+    # the first load of a server (the alias itself, before any watcher) obeys the same rule
+    _point_alias(settings, versions["failed"])
+    with pytest.raises(VersionRefused, match="gate is 'failed'"):
+        load_active(
+            URI,
+            settings.effective_tracking_uri,
+            tmp_path / "fresh",
+            torch.device("cpu"),
+            MAX_SEQ_LEN,
+            fetch_generator_base=False,
+            admit=True,
+        )
+    assert not (tmp_path / "fresh").exists(), "nothing downloaded for a refused version"

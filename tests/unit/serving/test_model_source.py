@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.model_source import fetch_generator_base, resolve
+from serving.model_source import fetch_generator_base, refusal, resolve
 
 
 def test_a_generator_base_that_cannot_be_fetched_leaves_the_bundle_loadable(
@@ -59,3 +59,20 @@ def test_a_template_server_does_not_fetch_the_generator_base(tmp_path: Path) -> 
     assert resolved.bundle_dir == cached
     assert fetched.parent == tmp_path / "cache" / "generator-bases"
     assert (fetched / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("tags", "admitted"),
+    [
+        ({"kind": "retrain", "gate": "passed"}, True),
+        ({"kind": "seed"}, True),
+        ({"kind": "retrain", "gate": "failed"}, False),
+        ({"kind": "seed", "gate": "failed"}, False),  # a seed that was gated and failed
+        ({"kind": "retrain"}, False),  # no verdict
+        ({}, False),  # registered by hand
+        ({"kind": "retrain", "gate": "failed", "gate.override": '{"who": "a"}'}, True),
+        ({"gate.override": '{"who": "a"}'}, True),
+    ],
+)
+def test_which_versions_serving_admits(tags: dict[str, str], admitted: bool) -> None:
+    assert (refusal(tags) is None) == admitted
