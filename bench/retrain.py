@@ -54,6 +54,7 @@ def main() -> None:
         make_engine,
         session_scope,
         upgrade,
+        upsert_correction,
         upsert_interaction,
         upsert_vote,
     )
@@ -81,12 +82,14 @@ def main() -> None:
         settings.serving.max_seq_len,
     )
     cfg = SimConfig(noise=args.noise)
-    items, votes, _ = round_messages(settings, active, pool[: args.votes], cfg, random.Random(0))
+    done = round_messages(settings, active, pool[: args.votes], cfg, random.Random(0))
     engine = make_engine(settings.effective_database_url)
     with session_scope(engine) as s:
-        for item, vote in zip(items, votes, strict=True):
+        for item, vote in zip(done.items, done.votes, strict=True):
             upsert_interaction(s, item)
             upsert_vote(s, vote)
+        for fix in done.corrections:  # the follow-up picks the simulated raters made
+            upsert_correction(s, fix)
     t = time.perf_counter()
     result = run_retrain(settings, engine, progress=True)
     wall = time.perf_counter() - t

@@ -4,7 +4,7 @@ between training, the gate and the report."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from learning.retrain.thumbs import ThumbExample, VoteRecord
@@ -35,6 +35,7 @@ class Evaluation:
     golden_labels: list[str]  # the golden messages' intents
     golden_predicted: list[str]  # the model's intent for each of them
     heldout_predicted: list[str]  # the model's intent for each held-back vote's message
+    heldout_confidence: list[float] = field(default_factory=list)  # its top probability there
 
     def metrics(self) -> dict[str, float]:
         """The numbers under the names the gate, the bundle and the MLflow run use."""

@@ -17,7 +17,8 @@ import torch
 from learning.retrain.candidate import Evaluation
 from learning.retrain.gate import vote_agreement
 from learning.retrain.replay import replay_set
-from learning.retrain.thumbs import ThumbExample, VoteRecord, build_examples
+from learning.retrain.signals import CorrectionRecord, build_examples
+from learning.retrain.thumbs import ThumbExample, VoteRecord
 from learning.seed.batches import INTENT, SENTIMENT, cache_lower
 from learning.seed.budget import StepBudget
 from learning.seed.calibrate import choose_oos_threshold
@@ -32,10 +33,16 @@ from thumbloop.settings import Settings
 
 
 def intent_examples(
-    votes: list[VoteRecord], intents: list[str], out_of_scope: str | None, settings: Settings
+    votes: list[VoteRecord],
+    intents: list[str],
+    out_of_scope: str | None,
+    settings: Settings,
+    corrections: list[CorrectionRecord] | None = None,
 ) -> list[ThumbExample]:
-    """The votes a retrain learns the intents from: on the model's own intents, and on its
-    clarifying replies (predicted out of scope) unless ``learning.clarifying_votes`` is off."""
+    """The votes and follow-ups a retrain learns the intents from: on the model's own intents,
+    and on its clarifying replies (predicted out of scope) unless ``learning.clarifying_votes``
+    is off (picks on them still count: they name the intent); picks of intents the model does
+    not know are left out."""
     oos = frozenset({out_of_scope} if out_of_scope else set())
     known = set(intents)
     return build_examples(
@@ -43,16 +50,22 @@ def intent_examples(
         settings.learning.max_rater_share,
         skip_intents=frozenset() if settings.learning.clarifying_votes else oos,
         no_belief=oos,
+        corrections=[
+            c
+            for c in corrections or []
+            if c.intent in known and (c.label is None or c.label in known)
+        ],
     )
 
 
 def evaluate(bundle: LoadedBundle, domain: Domain, held: list[ThumbExample]) -> Evaluation:
     """``bundle`` on the domain's golden messages and on the held-back votes."""
     metrics, preds = evaluate_bundle(bundle, domain)
-    agreement, predicted = float("nan"), list[str]()
+    agreement, predicted, confidence = float("nan"), list[str](), list[float]()
     if held:
         p_int, _ = predict_many(bundle, [e.text for e in held])
         predicted = intent_predictions(bundle, p_int)
+        confidence = [float(x) for x in p_int.max(axis=1)]
         agreement = vote_agreement(held, predicted)
     return Evaluation(
         golden_intent_accuracy=metrics["intent_accuracy"],
@@ -62,6 +75,7 @@ def evaluate(bundle: LoadedBundle, domain: Domain, held: list[ThumbExample]) -> 
         golden_labels=preds["intent_gold"],
         golden_predicted=preds["intent_pred"],
         heldout_predicted=predicted,
+        heldout_confidence=confidence,
     )
 
 
@@ -78,7 +92,8 @@ def train_candidate(
     model, tok, device = bundle.model, bundle.tokenizer, bundle.device
     ids = {name: i for i, name in enumerate(bundle.intents)}
     rng = random.Random(cfg.seed)
-    mean_w = float(np.mean([e.weight for e in train_ex])) or 1.0
+    # scaled by the undiscounted mean: a lone bare 👎 on a confident prediction stays weak
+    mean_w = float(np.mean([e.weight / e.discount for e in train_ex])) or 1.0
     vote_w = [e.weight / mean_w for e in train_ex]
     replay, replay_w = replay_set(domain.train, train_ex, vote_w, bundle.out_of_scope, cfg.seed)
     replay_n = len(replay)

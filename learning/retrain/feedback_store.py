@@ -1,5 +1,5 @@
-"""The learning side's reads and writes: votes joined with their interactions, when the last
-retrains ran, dropped messages."""
+"""The learning side's reads and writes: votes and follow-up corrections joined with their
+interactions, when the last retrains ran, dropped messages."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from learning.retrain.signals import CorrectionRecord
 from learning.retrain.thumbs import VoteRecord
-from thumbloop.store.schema import LIVE, DroppedTaskRow, InteractionRow, TrainingRunRow, VoteRow
+from thumbloop.store.schema import (
+    LIVE,
+    LIVE_CORRECTION,
+    CorrectionRow,
+    DroppedTaskRow,
+    InteractionRow,
+    TrainingRunRow,
+    VoteRow,
+)
 
 
 def _aware(t: datetime) -> datetime:
@@ -44,6 +53,30 @@ def vote_records(session: Session) -> list[VoteRecord]:
     ]
 
 
+def correction_records(session: Session) -> list[CorrectionRecord]:
+    """Every live correction whose interaction is known and still has its text, as votes are
+    read (withdrawn ones, those waiting for their interaction and redacted ones left out)."""
+    rows = session.execute(
+        select(CorrectionRow, InteractionRow)
+        .join(InteractionRow, InteractionRow.interaction_id == CorrectionRow.interaction_id)
+        .where(LIVE_CORRECTION, InteractionRow.text.is_not(None))
+    )
+    return [
+        CorrectionRecord(
+            interaction_id=i.interaction_id,
+            text=i.text or "",
+            intent=i.intent,
+            confidence=i.intent_confidence,
+            rater=c.rater,
+            kind=c.kind,
+            label=c.label,
+            at=_aware(c.updated_at),
+            strategy=i.reply_strategy,
+        )
+        for c, i in rows
+    ]
+
+
 def last_candidate_at(session: Session) -> datetime | None:
     t = session.scalar(
         select(func.max(TrainingRunRow.started_at)).where(TrainingRunRow.kind == "retrain")
@@ -68,12 +101,19 @@ def last_generator_training(session: Session) -> datetime | None:
 
 
 def new_votes_since(session: Session, since: datetime | None) -> tuple[int, datetime | None]:
-    """(count, oldest time) of votes newer than ``since`` (all votes when None)."""
-    q = select(func.count(VoteRow.id), func.min(VoteRow.updated_at)).where(LIVE)
-    if since is not None:
-        q = q.where(VoteRow.updated_at > since)
-    count, oldest = session.execute(q).one()
-    return int(count or 0), (_aware(oldest) if oldest else None)
+    """(count, oldest time) of votes and corrections newer than ``since`` (all when None): a
+    pick on a reply that asked to clarify may come without a vote."""
+    count, oldest = 0, None
+    for when, live in ((VoteRow.updated_at, LIVE), (CorrectionRow.updated_at, LIVE_CORRECTION)):
+        q = select(func.count(), func.min(when)).where(live)
+        if since is not None:
+            q = q.where(when > since)
+        n, first = session.execute(q).one()
+        count += int(n or 0)
+        if first is not None:
+            first = _aware(first)
+            oldest = first if oldest is None else min(oldest, first)
+    return count, oldest
 
 
 def record_drop(session: Session, task: str, reason: str, payload: Any) -> None:

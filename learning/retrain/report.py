@@ -26,6 +26,7 @@ from learning.retrain.report_plots import (
     sentiment_trend_png,
     vote_rate_png,
 )
+from learning.retrain.reviewed import reviewed_set
 from thumbloop.model.bundle import save_bundle
 from thumbloop.settings import Settings
 from thumbloop.store.db import session_scope
@@ -139,6 +140,7 @@ def register_candidate(
         "candidate": per_intent_accuracy(cand.golden_labels, cand.golden_predicted),
     }
     vote_rows, moods = _activity(engine)
+    reviewed = reviewed_set(engine, train_ex, held)
     verdict: GateVerdict = "passed" if passed else "failed"
     tags = {
         "kind": "retrain",
@@ -152,6 +154,8 @@ def register_candidate(
     }
     if gen.version:
         tags["generator"] = gen.version
+    if "confirmed_flips" in candidate.train_stats:  # confident answers users confirmed, changed
+        tags["confirmed_flips"] = str(int(candidate.train_stats["confirmed_flips"]))
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         figs = {
@@ -173,6 +177,7 @@ def register_candidate(
             artifacts=figs,
             dicts={
                 "per_intent_accuracy.json": per_intent,
+                **reviewed.artifact(),  # the review inbox's labels it used (no text)
                 "gate.json": {
                     "passed": passed,
                     "classifier": {"passed": gate.passed, "reasons": gate.reasons},
@@ -181,7 +186,7 @@ def register_candidate(
             },
             tags=tags,
             set_champion_if_missing=False,
-            inputs=[(train_ex, "thumbs_train"), (held, "thumbs_heldout")],
+            inputs=[(train_ex, "thumbs_train"), (held, "thumbs_heldout"), *reviewed.inputs()],
         )
     version = registered.version
     description = _describe(

@@ -26,16 +26,18 @@ from learning.registry.training_runs import finish_run, start_run
 from learning.retrain.candidate import Candidate, Champion, Thumbs
 from learning.retrain.classifier import calibrate, evaluate, intent_examples, train_candidate
 from learning.retrain.feedback_store import (
+    correction_records,
     last_candidate_at,
     last_generator_training,
     new_votes_since,
     vote_records,
 )
-from learning.retrain.gate import decide, paired_votes
+from learning.retrain.gate import confirmed_flips, decide, paired_votes
 from learning.retrain.lock import retrain_lock
 from learning.retrain.outcome import RetrainOutcome
 from learning.retrain.report import register_candidate
 from learning.retrain.reviewed import reviewed_examples, reviewed_stats, with_reviewed
+from learning.retrain.signals import signal_stats
 from learning.retrain.thumbs import reply_judgements, split_recent
 from learning.seed.budget import StepBudget
 from learning.seed.config import TrainConfig
@@ -108,11 +110,12 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
         raise ValueError(f"domain {domain.root} does not match the champion's intents")
     with session_scope(engine) as s:
         votes = vote_records(s)
+        corrections = correction_records(s)  # what raters said after a 👎
         reviewed = reviewed_examples(s, base.intents)  # the review inbox's gold labels
         generator_trained = last_generator_training(s)
         run_row = start_run(s, "retrain")
     examples = with_reviewed(
-        intent_examples(votes, base.intents, base.out_of_scope, settings), reviewed
+        intent_examples(votes, base.intents, base.out_of_scope, settings, corrections), reviewed
     )
     train_ex, held = split_recent(examples, HOLDOUT)
     if not train_ex:
@@ -134,16 +137,31 @@ def run_retrain(settings: Settings, engine: Engine, *, progress: bool = False) -
     tuned = load_bundle(resolved.bundle_dir, device)  # trained in place; `base` stays as is
     train_stats = train_candidate(tuned, domain, train_ex, cfg, progress, budget)
     train_stats |= reviewed_stats(reviewed, train_ex, held)
+    train_stats |= signal_stats(corrections, train_ex)
     tuned.meta["oos_threshold"] = calibrate(tuned, domain, cfg)
-    candidate = Candidate(tuned, domain, cfg, train_stats, evaluate(tuned, domain, held))
-    champ_eval, cand_eval = champion.evaluation, candidate.evaluation
+    champ_eval, cand_eval = champion.evaluation, evaluate(tuned, domain, held)
+    flips = confirmed_flips(
+        held,
+        champ_eval.heldout_predicted,
+        champ_eval.heldout_confidence,
+        cand_eval.heldout_predicted,
+    )
+    train_stats |= {
+        "confirmed_flips": float(flips.flipped),
+        "confirmed_heldout": float(flips.confirmed),
+    }
+    candidate = Candidate(tuned, domain, cfg, train_stats, cand_eval)
     paired = (
         paired_votes(held, champ_eval.heldout_predicted, cand_eval.heldout_predicted)
         if held
         else None
     )
     gate = decide(
-        champ_eval.metrics(), cand_eval.metrics(), settings.learning.gate_tolerance, paired
+        champ_eval.metrics(),
+        cand_eval.metrics(),
+        settings.learning.gate_tolerance,
+        paired,
+        flips,
     )
     work = Path(tempfile.mkdtemp(prefix="generator-", dir=settings.ensure_home()))
     try:

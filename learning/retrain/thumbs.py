@@ -1,9 +1,11 @@
 """From thumbs to training examples: rater weights, per-rater caps, consensus, hold-out.
 
 A 👍 on a reply says the predicted intent was right (a positive example); a 👎 says it was
-wrong (a complementary label). Raters are trusted by how often they agree with the consensus of
-other raters on the same message, or - where nobody else voted - with the model's own confident
-beliefs; no rater may carry more than ``max_share`` of the total weight.
+wrong (a complementary label), weakly unless a follow-up says why
+(:mod:`learning.retrain.signals` reads votes and follow-ups together). Raters are trusted by
+how often they agree with the consensus of other raters on the same message, or - where nobody
+else voted - with the model's own confident beliefs; no rater may carry more than
+``max_share`` of the total weight.
 
 A generated reply can be wrong in two ways: wrong intent, or right intent and poor wording. So on
 generated replies a 👍 still labels the intent, but a 👎 teaches only the generator
@@ -45,6 +47,11 @@ class ThumbExample:
     sign: int  # +1: label is right; -1: label is wrong
     weight: float
     at: datetime
+    signal: str = "thumb"  # thumb | pick (a rater chose the label) | other | review
+    # the share of ``weight`` left after a weak signal was discounted (a bare 👎 on a confident
+    # prediction, :func:`learning.retrain.signals.doubt`); training scales weights by their
+    # undiscounted mean, so a lone discounted example stays weak instead of being scaled back up
+    discount: float = 1.0
 
 
 CONFIDENT, UNSURE = 0.8, 0.3
@@ -123,34 +130,6 @@ def weighted_items(
         (item, sum(v.value * trust[v.rater] * scale[v.rater] for v in item))
         for item in by_item.values()
     ]
-
-
-def build_examples(
-    votes: Sequence[VoteRecord],
-    max_share: float,
-    skip_intents: frozenset[str] = frozenset(),
-    no_belief: frozenset[str] = frozenset(),
-) -> list[ThumbExample]:
-    """Intent examples: 👍 → the predicted intent is right, 👎 → it is wrong (not on generated
-    replies, where a 👎 may be about the wording). ``no_belief``: see :func:`rater_trust`."""
-    out: list[ThumbExample] = []
-    for item, score in weighted_items(votes, max_share, no_belief):
-        first = item[0]
-        if first.intent in skip_intents or abs(score) < 1e-6:
-            continue
-        if score < 0 and first.strategy == GENERATIVE:
-            continue
-        out.append(
-            ThumbExample(
-                first.interaction_id,
-                first.text,
-                first.intent,
-                1 if score > 0 else -1,
-                abs(score),
-                max(v.at for v in item),
-            )
-        )
-    return out
 
 
 def reply_judgements(votes: Sequence[VoteRecord], max_share: float) -> list[ReplyJudgement]:

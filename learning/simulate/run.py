@@ -1,10 +1,10 @@
 """The feedback loop end to end, with simulated raters instead of people.
 
 Seed-train on k examples per intent, then per round: take unseen training messages, predict
-them with the serving code, let simulated raters vote (right -> 👍, wrong -> 👎, flipped with
-probability `noise`; adversaries vote the opposite on purpose), send interactions and votes
-through the queue to a real Celery worker, retrain, gate, promote what passes, and evaluate the
-champion on validation. Writes learning_curve.json and learning_curve.png.
+them with the serving code, let simulated raters vote and answer the follow-up after a 👎
+(:mod:`learning.simulate.raters`), send interactions, votes and corrections through the queue to
+a real Celery worker, retrain, gate, promote what passes, and evaluate the champion on
+validation. Writes learning_curve.json and learning_curve.png.
 
 With ``replies="generative"`` the replies are generated (:mod:`learning.simulate.replies`) and rated
 on what they say: the votes then also train the reply generator (KTO), and each round reports the
@@ -34,6 +34,7 @@ from learning.retrain.run import run_retrain
 from learning.seed.config import TrainConfig
 from learning.seed.run import train_and_register
 from learning.simulate.data import curve_png, few_shot_domain, log_curve, reference_accuracy
+from learning.simulate.raters import OTHER, UNHELPFUL, RaterPolicy, add_unhelpful, answer, vote
 from learning.simulate.replies import (
     ReplyStats,
     generate_replies,
@@ -42,7 +43,7 @@ from learning.simulate.replies import (
     user_likes,
 )
 from serving.engine import ActiveModel, ModelHolder, load_active
-from thumbloop.contracts import Interaction, Reply, Vote
+from thumbloop.contracts import Correction, Interaction, Reply, Vote
 from thumbloop.domain import Domain, Example, load_domain
 from thumbloop.identity import hash_id, resolve_keys
 from thumbloop.model.device import resolve_device
@@ -51,8 +52,15 @@ from thumbloop.queue import TaskQueue
 from thumbloop.scoring import accuracy
 from thumbloop.settings import Settings
 from thumbloop.store.db import make_engine, session_scope, upgrade
-from thumbloop.store.schema import LIVE, VoteRow
-from thumbloop.task_names import RECORD_INTERACTION, RECORD_VOTE, interaction_payload, vote_payload
+from thumbloop.store.schema import LIVE, LIVE_CORRECTION, CorrectionRow, VoteRow
+from thumbloop.task_names import (
+    RECORD_CORRECTION,
+    RECORD_INTERACTION,
+    RECORD_VOTE,
+    correction_payload,
+    interaction_payload,
+    vote_payload,
+)
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +79,18 @@ class SimConfig:
     seed_sentiment_examples: int = 4000
     replies: str = "template"  # or "generative"
     golden_prompts: int = 32  # generative: validation prompts scored after every round
+    follow_up_rate: float = 0.5  # after a 👎, how often the rater says what went wrong
+    unhelpful_rate: float = 0.2  # share of 👎 on right answers that did not help
+
+    def raters(self) -> RaterPolicy:
+        return RaterPolicy(
+            self.noise,
+            self.adversaries,
+            self.adversary_share,
+            self.honest_raters,
+            self.follow_up_rate,
+            self.unhelpful_rate,
+        )
 
 
 def _worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
@@ -136,13 +156,23 @@ def _evaluate(settings: Settings, domain: Domain) -> tuple[str, float]:
     return str(champion.version), accuracy([e.label for e in domain.validation], pred)
 
 
-def _rate(cfg: SimConfig, rng: random.Random, right: bool) -> tuple[str, int]:
-    if cfg.adversaries and rng.random() < cfg.adversary_share:
-        return f"adversary-{rng.randrange(cfg.adversaries)}", -1 if right else 1
-    value = 1 if right else -1
-    if rng.random() < cfg.noise:
-        value = -value
-    return f"rater-{rng.randrange(cfg.honest_raters)}", value
+@dataclass
+class Round:
+    """What one round sends: interactions, votes, follow-up corrections, and counts."""
+
+    items: list[Interaction]
+    votes: list[Vote]
+    corrections: list[Correction]
+    replies: ReplyStats
+
+    def counts(self) -> dict[str, int]:
+        kinds = [c.kind for c in self.corrections]
+        return {
+            "down": sum(v.value < 0 for v in self.votes),
+            "picks": kinds.count("intent"),
+            "other": kinds.count("other"),
+            "unhelpful": kinds.count("unhelpful"),
+        }
 
 
 def round_messages(
@@ -151,7 +181,7 @@ def round_messages(
     batch: list[Example],
     cfg: SimConfig,
     rng: random.Random,
-) -> tuple[list[Interaction], list[Vote], ReplyStats]:
+) -> Round:
     holder = ModelHolder(settings.serving.max_seq_len)
     holder.swap(active)
     outputs = []
@@ -164,7 +194,9 @@ def round_messages(
         else [Reply(text="(simulated)", response_id=f"{o.intent}/1") for o in outputs]
     )
     secret = resolve_keys(settings).id_key
-    items, votes, stats = [], [], ReplyStats()
+    policy = cfg.raters()
+    stats = ReplyStats()
+    right: list[bool] = []
     for ex, out, reply in zip(batch, outputs, replies, strict=True):
         good = out.intent == ex.label
         if reply.strategy == "generative":
@@ -173,13 +205,17 @@ def round_messages(
             stats.liked += good
         elif reply.strategy.startswith("template:fallback"):
             stats.fallbacks += 1
-        rater, value = _rate(cfg, rng, good)
-        user = hash_id(secret, "simulator", rater)
+        right.append(good)
+    rated = add_unhelpful(policy, rng, [vote(policy, rng, ok) for ok in right], right)
+    done = Round([], [], [], stats)
+    for ex, out, reply, r in zip(batch, outputs, replies, rated, strict=True):
+        r = answer(policy, rng, r, ex.label, out.ranking, out.intent, out.out_of_scope)
+        user = hash_id(secret, "simulator", r.rater)
         item = Interaction(
             interaction_id=uuid.uuid4(),
             platform="simulator",
             user=user,
-            conversation=hash_id(secret, "simulator", f"chat-{rater}"),
+            conversation=hash_id(secret, "simulator", f"chat-{r.rater}"),
             text=ex.text,
             intent=out.intent,
             intent_confidence=out.confidence,
@@ -191,11 +227,24 @@ def round_messages(
             generator=reply.generator,
             reply_prompt=reply.prompt,
         )
-        items.append(item)
-        votes.append(
-            Vote(interaction_id=item.interaction_id, rater=user, value=value, platform="simulator")
-        )  # type: ignore[arg-type]
-    return items, votes, stats
+        done.items.append(item)
+        done.votes.append(
+            Vote(
+                interaction_id=item.interaction_id, rater=user, value=r.value, platform="simulator"
+            )  # type: ignore[arg-type]
+        )
+        if r.follow_up is not None:
+            kind = r.follow_up if r.follow_up in (OTHER, UNHELPFUL) else "intent"
+            done.corrections.append(
+                Correction(
+                    interaction_id=item.interaction_id,
+                    rater=user,
+                    kind=kind,  # type: ignore[arg-type]
+                    label=r.follow_up if kind == "intent" else None,
+                    platform="simulator",
+                )
+            )
+    return done
 
 
 def _champion(settings: Settings) -> ActiveModel:
@@ -215,11 +264,14 @@ def _golden(settings: Settings, domain: Domain, cfg: SimConfig) -> dict[str, flo
     return {f"golden_{k}": round(v, 4) for k, v in quality.items()}
 
 
-def _stored_votes(settings: Settings) -> int:
+def _stored(settings: Settings) -> int:
+    """Votes and corrections stored so far."""
     engine = make_engine(settings.effective_database_url)
     try:
         with session_scope(engine) as s:
-            return int(s.scalar(select(func.count(VoteRow.id)).where(LIVE)) or 0)
+            votes = s.scalar(select(func.count(VoteRow.id)).where(LIVE)) or 0
+            fixes = s.scalar(select(func.count(CorrectionRow.id)).where(LIVE_CORRECTION)) or 0
+            return int(votes) + int(fixes)
     finally:
         engine.dispose()
 
@@ -268,7 +320,7 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
     worker = _worker(settings, out / "worker.log")
     queue = TaskQueue(settings.effective_broker_url)
     engine = make_engine(settings.effective_database_url)
-    sent = 0
+    sent = stored = 0
     try:
         for r in range(1, cfg.rounds + 1):
             t = time.perf_counter()
@@ -276,13 +328,19 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
             if not batch:
                 log.warning("no unseen messages left for round %d", r)
                 break
-            items, votes, stats = round_messages(settings, _champion(settings), batch, cfg, rng)
-            for item, vote in zip(items, votes, strict=True):
+            done = round_messages(settings, _champion(settings), batch, cfg, rng)
+            fixes = {c.interaction_id: c for c in done.corrections}
+            for item, v in zip(done.items, done.votes, strict=True):
                 queue.send(RECORD_INTERACTION, interaction_payload(item))
-                queue.send(RECORD_VOTE, vote_payload(vote))
-            sent += len(votes)
+                queue.send(RECORD_VOTE, vote_payload(v))
+                # right after its vote, as a user answers: sent at the end of the round, every
+                # follow-up would be newer than every vote and all fall in the held-back share
+                if item.interaction_id in fixes:
+                    queue.send(RECORD_CORRECTION, correction_payload(fixes[item.interaction_id]))
+            sent += len(done.votes)
+            stored += len(done.votes) + len(done.corrections)
             deadline = time.monotonic() + 600
-            while _stored_votes(settings) < sent:
+            while _stored(settings) < stored:
                 if worker.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"worker stopped or stalled; see {out / 'worker.log'}")
                 time.sleep(0.5)
@@ -299,10 +357,12 @@ def simulate(domain_dir: Path, out: Path, cfg: SimConfig, base: Settings) -> dic
                     "champion": version,
                     "gate": gate,
                     "seconds": round(time.perf_counter() - t, 1),
+                    "follow_ups": done.counts(),
+                    "confirmed_flips": result.metrics.get("confirmed_flips"),
                     **(
                         {
                             "generator_gate": result.generator_gate,
-                            "replies": stats.as_dict(),
+                            "replies": done.replies.as_dict(),
                             **_golden(settings, seed_domain, cfg),
                         }
                         if cfg.replies == "generative"

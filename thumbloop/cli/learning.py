@@ -63,17 +63,30 @@ def retrain(ctx: click.Context, force: bool, as_json: bool) -> None:
 @click.command()
 @click.argument("version")
 @click.option("--who", default=None, help="Recorded as the promoter (default: login name).")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Promote a version whose gate failed (or that has no gate verdict): writes the override "
+    "tag gate.override (who, when) on it, which serving obeys.",
+)
 @click.pass_context
-def promote(ctx: click.Context, version: str, who: str | None) -> None:
-    """Make VERSION the champion (serving swaps it in at its next alias check)."""
+def promote(ctx: click.Context, version: str, who: str | None, force: bool) -> None:
+    """Make VERSION the champion (serving swaps it in at its next alias check).
+
+    Serving only follows the alias to a version whose gate passed, or a seed; any other version
+    is refused here unless --force.
+    """
     from learning.registry.promotion import PromotionError
     from learning.registry.promotion import promote as do_promote
 
     try:
-        move = do_promote(settings_of(ctx), version, who)
+        move = do_promote(settings_of(ctx), version, who, force=force)
     except PromotionError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"champion: {move.from_version} -> {move.to_version} (by {move.who} at {move.at})")
+    forced = " (gate overridden)" if move.forced else ""
+    click.echo(
+        f"champion: {move.from_version} -> {move.to_version} (by {move.who} at {move.at}){forced}"
+    )
 
 
 @click.command()
@@ -176,6 +189,20 @@ COMMANDS = [worker, retrain, promote, rollback, models]
     "(the right answer's key facts, briefly); the votes also train the generator (KTO). "
     "Generation is slow on a CPU: use a few hundred votes per round.",
 )
+@click.option(
+    "--follow-up-rate",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Chance a rater answers the follow-up after a 👎 (0: thumbs only).",
+)
+@click.option(
+    "--unhelpful-rate",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share of 👎 that fall on right answers which did not help.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
     "--out",
@@ -194,6 +221,8 @@ def simulate(
     adversaries: int,
     adversary_share: float,
     replies: str,
+    follow_up_rate: float,
+    unhelpful_rate: float,
     seed: int,
     out: Path,
 ) -> None:
@@ -210,6 +239,8 @@ def simulate(
         adversary_share=adversary_share,
         replies=replies,
         seed=seed,
+        follow_up_rate=follow_up_rate,
+        unhelpful_rate=unhelpful_rate,
     )
     report = run(domain_dir, out.resolve(), cfg, settings_of(ctx))
     for r in report["rounds"]:

@@ -14,7 +14,7 @@ from learning.simulate.run import SimConfig, simulate
 from tests.tiny_lm import make_tiny_lm
 from thumbloop.settings import Settings
 from thumbloop.store.db import make_engine, session_scope
-from thumbloop.store.schema import InteractionRow
+from thumbloop.store.schema import CorrectionRow, InteractionRow
 
 ROOT = Path(__file__).resolve().parents[4]
 INTENTS = [
@@ -90,6 +90,15 @@ def test_small_simulation_improves_accuracy(tmp_path: Path) -> None:
     shown = saved["supervised_reference"]["shown"]  # seed rows + voted messages, true labels
     assert 250 <= shown["train_examples"] <= 3 * len(INTENTS) + 260
     assert 0 < shown["accuracy"] <= 1
+    # follow-ups after 👎 (default rate 0.5) went through the queue and were stored by the worker
+    said = [r["follow_ups"] for r in rounds[1:]]
+    answered = sum(f["picks"] + f["other"] + f["unhelpful"] for f in said)
+    assert 0 < answered <= sum(f["down"] for f in said) + 260  # clarifying replies ask at once
+    assert all(f["unhelpful"] > 0 for f in said)  # some right answers did not help
+    engine = make_engine(f"sqlite:///{tmp_path / 'out/home/thumbloop.db'}")
+    with session_scope(engine) as s:
+        assert s.query(CorrectionRow).count() == answered
+    engine.dispose()
 
 
 @pytest.mark.slow

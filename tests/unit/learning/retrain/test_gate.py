@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from learning.retrain.gate import decide, paired_votes, vote_agreement
+from learning.retrain.gate import Flips, confirmed_flips, decide, paired_votes, vote_agreement
 from learning.retrain.thumbs import ThumbExample
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -58,3 +58,26 @@ def test_held_back_votes_fail_a_candidate_only_when_it_is_significantly_worse() 
         pv,
     )
     assert not verdict.passed and "significantly worse" in verdict.reasons[0]
+
+
+def test_flips_count_confident_answers_users_confirmed_that_the_candidate_changes() -> None:
+    held = [
+        ThumbExample("up", "t", "a", 1, 1.0, T0),  # 👍 on a confident answer: confirmed
+        ThumbExample("pick", "t", "b", 1, 2.0, T0, "pick"),  # a pick of the champion's answer
+        ThumbExample("unsure", "t", "a", 1, 1.0, T0),  # confirmed, but the champion was unsure
+        ThumbExample("down", "t", "a", -1, 1.0, T0),  # a 👎: nothing confirmed
+        ThumbExample("other", "t", "c", 1, 1.0, T0),  # users confirmed what it did not answer
+    ]
+    champion = ["a", "b", "a", "a", "a"]
+    confidence = [0.9, 0.85, 0.5, 0.95, 0.95]
+    assert confirmed_flips(held, champion, confidence, ["x"] * 5) == Flips(2, 2)
+    assert confirmed_flips(held, champion, confidence, champion) == Flips(0, 2)
+
+
+def test_a_candidate_that_flips_confirmed_answers_fails_the_gate() -> None:
+    metrics = {"golden_intent_accuracy": 0.9, "golden_sentiment_accuracy": 0.8}
+    assert Flips(0, 50).allowed == 0 and Flips(2, 250).allowed == 2  # 1 in 100, rounded down
+    assert decide(metrics, metrics, 0.005, flips=Flips(0, 50)).passed
+    assert decide(metrics, metrics, 0.005, flips=Flips(2, 250)).passed
+    failed = decide(metrics, metrics, 0.005, flips=Flips(1, 50))
+    assert not failed.passed and "1 of 50 confident answers users confirmed" in failed.reasons[0]

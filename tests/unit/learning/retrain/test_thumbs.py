@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from learning.retrain.signals import build_examples
 from learning.retrain.thumbs import (
     ThumbExample,
     VoteRecord,
-    build_examples,
     cap_shares,
     rater_trust,
     reply_judgements,
@@ -96,7 +96,8 @@ def test_downvoted_generated_reply_teaches_only_the_generator() -> None:
         _generated("tie", "r4", -1),
     ]
     intents = {e.interaction_id: e.sign for e in build_examples(votes, max_share=1.0)}
-    assert intents == {"up": 1, "tmpl": -1}  # a 👎 on wording says nothing about the intent
+    # a 👎 on wording says nothing about the intent: the tie keeps the 👍's label
+    assert intents == {"up": 1, "tmpl": -1, "tie": 1}
     judged = {j.interaction_id: j for j in reply_judgements(votes, max_share=1.0)}
     assert set(judged) == {"up", "down"}  # template replies and ties are not KTO data
     assert judged["up"].desirable and not judged["down"].desirable
