@@ -32,7 +32,13 @@ from bench.chaos_scenarios import (
     redis_pauses,
     worker_kills,
 )
-from bench.chaos_servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis
+from bench.chaos_servers import (
+    PrivatePostgres,
+    PrivateRedis,
+    private_postgres,
+    private_redis,
+    private_vhost,
+)
 from bench.chaos_stack import ROOT, Backend, embedded, production
 
 RESULTS = ROOT / "bench" / "results" / "chaos.json"
@@ -61,7 +67,11 @@ def stack(kind: str, root: Path) -> Iterator[tuple[Backend, PrivatePostgres | No
         yield embedded(home), None, None
         return
     with private_postgres() as pg, private_redis() as rd:
-        yield production(home, pg.url, rd.url), pg, rd
+        if kind == "rabbitmq":  # the broker in a throwaway vhost of the machine's RabbitMQ
+            with private_vhost() as mq:
+                yield production(home, pg.url, rd.url, mq), pg, rd
+        else:
+            yield production(home, pg.url, rd.url), pg, rd
 
 
 Plan = Callable[[Backend, PrivatePostgres | None, PrivateRedis | None], Result]
@@ -170,7 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the issue's sizes (long)")
     parser.add_argument("--only", default="a,b,c,d", help="scenarios, e.g. a,c")
-    parser.add_argument("--backend", choices=["embedded", "production", "both"], default="both")
+    parser.add_argument(
+        "--backend",
+        choices=["embedded", "production", "rabbitmq", "both", "all"],
+        default="both",
+        help="production: PostgreSQL + Redis as broker (compose's layout); rabbitmq: the same "
+        "with RabbitMQ as broker; both: embedded and production; all: the three",
+    )
     parser.add_argument(
         "--outages", help="PostgreSQL stops in seconds for (d), e.g. 30,180 (default by mode)"
     )
@@ -179,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {k: dict(v) for k, v in (FULL if args.full else SHORT).items()}
     if args.outages:
         sizes["d"]["outages"] = [float(s) for s in args.outages.split(",")]
-    backends = ["embedded", "production"] if args.backend == "both" else [args.backend]
+    backends = {"both": ["embedded", "production"], "all": ["embedded", "production", "rabbitmq"]}
+    backends = backends.get(args.backend, [args.backend])
     scenarios = [s.strip() for s in args.only.split(",") if s.strip()]
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="thumbloop-chaos-") as root:

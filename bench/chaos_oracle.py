@@ -153,6 +153,8 @@ class Verdict:
     extra: int  # live votes that should not be (a lost withdrawal, a stale vote applied)
     duplicated: int  # interaction rows beyond the script's
     failed_waiting: int
+    # up to five of what was lost, as "interaction id" or "pair: expected vote, seen vote"
+    examples: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -160,11 +162,17 @@ class Verdict:
 
 
 def judge(script: Script, seen: Observed) -> Verdict:
-    lost = len(script.interactions - seen.interaction_ids)
-    lost += sum(1 for pair, v in script.votes.items() if seen.votes.get(pair) != v)
-    extra = sum(1 for pair in seen.votes if pair not in script.votes)
+    missing = sorted(script.interactions - seen.interaction_ids)
+    wrong = [(p, v) for p, v in script.votes.items() if seen.votes.get(p) != v]
+    stale = [p for p in seen.votes if p not in script.votes]
+    examples = [*missing, *(f"{p}: want {v}, seen {seen.votes.get(p)}" for p, v in wrong)]
+    examples += [f"{p}: want none, seen {seen.votes[p]}" for p in stale]
     return Verdict(
-        lost, extra, max(0, seen.interactions - len(script.interactions)), seen.failed_waiting
+        len(missing) + len(wrong),
+        len(stale),
+        max(0, seen.interactions - len(script.interactions)),
+        seen.failed_waiting,
+        tuple(examples[:5]),
     )
 
 

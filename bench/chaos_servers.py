@@ -22,9 +22,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import redis
 from sqlalchemy import create_engine, text
+
+# the machine's RabbitMQ (the tests' THUMBLOOP_TEST_RABBITMQ_URL when set)
+RABBITMQ_URL = os.environ.get("THUMBLOOP_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 def free_port() -> int:
@@ -196,3 +200,23 @@ def private_postgres(port: int | None = None) -> Iterator[PrivatePostgres]:
         yield server
     finally:
         server.destroy()
+
+
+@contextmanager
+def private_vhost(url: str = RABBITMQ_URL) -> Iterator[str]:
+    """A throwaway virtual host on the machine's RabbitMQ (``rabbitmqctl``, as root): the
+    scenario's queues start empty and leave nothing behind, and no fault reaches the broker
+    itself (the scenarios that use it kill workers, not the broker). Yields its broker URL."""
+    name = f"chaos-{os.getpid()}-{free_port()}"
+    user = urlsplit(url).username or "guest"
+
+    def ctl(*args: str) -> None:
+        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+    ctl("add_vhost", name)
+    try:
+        ctl("set_permissions", "-p", name, user, ".*", ".*", ".*")
+        yield urlsplit(url)._replace(path=f"/{name}").geturl()
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            ctl("delete_vhost", name)

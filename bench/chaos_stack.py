@@ -60,12 +60,13 @@ def embedded(home: Path) -> Backend:
     return Backend("embedded", home, db, f"sqla+sqlite:///{home}/broker.db", None)
 
 
-def production(home: Path, db_url: str, redis_url: str) -> Backend:
-    """PostgreSQL for the rows, Redis as broker and for posteriors (docker/compose.yaml's
-    layout)."""
+def production(home: Path, db_url: str, redis_url: str, broker_url: str | None = None) -> Backend:
+    """PostgreSQL for the rows, Redis for posteriors, and Redis as broker (docker/compose.yaml's
+    layout) unless ``broker_url`` names another (RabbitMQ)."""
     home.mkdir(parents=True, exist_ok=True)
     upgrade(db_url)
-    return Backend("production", home, db_url, redis_url, redis_url)
+    name = "production" if broker_url is None else "production-rabbitmq"
+    return Backend(name, home, db_url, broker_url or redis_url, redis_url)
 
 
 class Worker:

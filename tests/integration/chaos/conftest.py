@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos_servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis
+from bench.chaos_servers import (
+    PrivatePostgres,
+    PrivateRedis,
+    private_postgres,
+    private_redis,
+    private_vhost,
+)
 from bench.chaos_stack import Backend, embedded, production
 
 Production = tuple[Backend, PrivatePostgres, PrivateRedis]
@@ -19,6 +25,14 @@ Production = tuple[Backend, PrivatePostgres, PrivateRedis]
 def production_stack(tmp_path: Path) -> Iterator[Production]:
     with private_postgres() as pg, private_redis() as rd:
         yield production(tmp_path / "home", pg.url, rd.url), pg, rd
+
+
+@pytest.fixture
+def rabbitmq_stack(tmp_path: Path) -> Iterator[Production]:
+    """As ``production_stack`` with RabbitMQ as the broker (a throwaway virtual host on the
+    machine's server)."""
+    with private_postgres() as pg, private_redis() as rd, private_vhost() as mq:
+        yield production(tmp_path / "home", pg.url, rd.url, mq), pg, rd
 
 
 @pytest.fixture

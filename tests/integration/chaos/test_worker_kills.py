@@ -12,10 +12,14 @@ from tests.integration.chaos.conftest import Production, explain
 pytestmark = pytest.mark.slow
 
 
-def test_kills_of_the_worker_and_its_child_lose_no_vote_on_production(
-    production_stack: Production,
+def test_kills_of_the_worker_and_its_child_lose_no_vote_on_rabbitmq(
+    rabbitmq_stack: Production,
 ) -> None:
-    backend, _, _ = production_stack
+    """RabbitMQ takes a dead consumer's unacknowledged messages back at once. (Redis as the
+    broker has a window kombu cannot close: BRPOP has taken the message off the list and the
+    worker dies before it writes it to the unacknowledged hash; seen as 1 lost task in 245,
+    twice; docs/chaos.md.)"""
+    backend, _, _ = rabbitmq_stack
     result = worker_kills(backend, 200, 3)
     assert result.passed, explain(result)
     assert result.details["kills"]["parent"] == 2 and result.details["kills"]["child"] == 1
