@@ -195,8 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {k: dict(v) for k, v in (FULL if args.full else SHORT).items()}
     if args.outages:
         sizes["d"]["outages"] = [float(s) for s in args.outages.split(",")]
-    backends = {"both": ["embedded", "production"], "all": ["embedded", "production", "rabbitmq"]}
-    backends = backends.get(args.backend, [args.backend])
+    groups = {"both": ["embedded", "production"], "all": ["embedded", "production", "rabbitmq"]}
+    backends = groups.get(args.backend, [args.backend])
     scenarios = [s.strip() for s in args.only.split(",") if s.strip()]
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="thumbloop-chaos-") as root:
