@@ -1,14 +1,14 @@
 """Turn `models:/name@alias`, `models:/name/3` or a local path into a local bundle folder, and
-decide whether serving may follow an alias to a version (:func:`refusal`)."""
+refuse a version serving may not follow an alias to (``serving/admission.py``)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.admission import alias_version_tags, parse_models_uri, refusal
 from serving.generator.source import read_manifest, write_manifest
 from thumbloop.model.bundle import GENERATOR_DIR, BundleError, find_bundle_dir
 from thumbloop.staging import move_into_place, staging_beside
@@ -23,88 +23,8 @@ class ResolvedModel:
     bundle_dir: Path
 
 
-# Version tags the admission rule reads (learning/retrain/report.py and learning/seed/run.py write
-# `kind` and `gate`; learning/registry/promotion.py writes the override on `promote --force`).
-KIND_TAG, GATE_TAG, OVERRIDE_TAG = "kind", "gate", "gate.override"
-
-
 class VersionRefused(BundleError):
     """A version the alias points at that serving will not load (see :func:`refusal`)."""
-
-
-def refusal(tags: Mapping[str, str]) -> str | None:
-    """Why serving refuses a version with these tags, or None when it may serve it.
-
-    Admitted: a version whose gate passed (``gate=passed``); a seed (``kind=seed`` with no gate
-    tag: it is trained on the domain's curated data and has no champion to be gated against);
-    any version with an override tag (``gate.override``, written by ``thumbloop promote --force``
-    with who and when). Refused: a failed gate, and a version with no gate verdict that is not a
-    seed (a retrain registered without one, or a version registered by hand)."""
-    if OVERRIDE_TAG in tags:
-        return None
-    gate = tags.get(GATE_TAG)
-    if gate == "passed":
-        return None
-    if gate is None and tags.get(KIND_TAG) == "seed":
-        return None
-    if gate is not None:
-        return f"its gate is {gate!r}, not 'passed'"
-    return f"it has no gate verdict (kind {tags.get(KIND_TAG)!r}, not a seed)"
-
-
-def parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
-    """``models:/name@alias`` -> (name, alias, None); ``models:/name/3`` -> (name, None, "3")."""
-    body = uri.removeprefix("models:/")
-    if "@" in body:
-        name, alias = body.split("@", 1)
-        if not name or not alias:
-            raise ValueError(f"bad model URI {uri!r}")
-        return name, alias, None
-    name, _, version = body.partition("/")
-    if not name or not version.isdigit():
-        raise ValueError(f"bad model URI {uri!r}: expected models:/NAME@ALIAS or models:/NAME/N")
-    return name, None, version
-
-
-def is_missing(exc: Exception) -> bool:
-    """Does this MLflow error say the registered model or alias does not exist? (Anything else,
-    such as a refused login or an unreachable server, must not read as "no such alias".)"""
-    code = getattr(exc, "error_code", None)
-    return code == "RESOURCE_DOES_NOT_EXIST" or (
-        code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)
-    )
-
-
-def alias_target(tracking_uri: str, name: str, alias: str) -> str | None:
-    """The version number an alias points at, or None when the model or alias does not exist;
-    other registry errors are raised."""
-    found = alias_version_tags(tracking_uri, name, alias)
-    return found[0] if found else None
-
-
-def alias_version_tags(
-    tracking_uri: str, name: str, alias: str
-) -> tuple[str, dict[str, str]] | None:
-    """The version an alias points at and that version's tags (one registry call), or None when
-    the model or alias does not exist; other registry errors are raised."""
-    # mlflow only where a registry is asked: serving a local bundle path never imports it
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        mv = MlflowClient(tracking_uri, tracking_uri).get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if is_missing(exc):
-            return None
-        raise
-    return str(mv.version), dict(mv.tags or {})
-
-
-def version_tags(tracking_uri: str, name: str, version: str) -> dict[str, str]:
-    from mlflow import MlflowClient  # only where a registry is asked, as in alias_version_tags
-
-    mv = MlflowClient(tracking_uri, tracking_uri).get_model_version(name, version)
-    return dict(mv.tags or {})
 
 
 def resolve(

@@ -7,7 +7,7 @@ version that is truly broken costs one attempt every few minutes. A version is s
 a load (which runs the checks) succeeds.
 
 Before loading, the watcher reads the version's tags: a version the admission rule refuses
-(:func:`serving.model_source.refusal`: a failed gate, or no gate verdict on a version that is not
+(:func:`serving.admission.refusal`: a failed gate, or no gate verdict on a version that is not
 a seed, without a ``promote --force`` override) is not loaded at all. The refusal is logged and
 reported once per move of the alias (``on_refused``); the old model keeps serving, and the tags
 are read again at every poll, so an override or a move of the alias takes effect at the next one.
@@ -21,8 +21,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from serving.admission import alias_version_tags, parse_models_uri, refusal
 from serving.engine import ActiveModel, ModelHolder
-from serving.model_source import alias_version_tags, parse_models_uri, refusal
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from serving.model_source import is_missing
+from serving.admission import is_missing
 from thumbloop.settings import Settings
 
 

@@ -5,7 +5,7 @@ value {"action", "from", "to", "who", "at"}; the history is the union of those t
 survives in the registry itself (and moves made in the MLflow UI show up as gaps: the alias
 is simply where it is).
 
-Serving refuses a version its admission rule refuses (``serving.model_source.refusal``: a failed
+Serving refuses a version its admission rule refuses (``serving.admission.refusal``: a failed
 gate, or no gate verdict on a version that is not a seed), so promoting or rolling back to one is
 refused here too, with the reason. ``promote(..., force=True)`` (``thumbloop promote --force``)
 goes through and writes the override tag ``gate.override`` ({"who", "at", "gate"}) on the
@@ -25,7 +25,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from learning.registry.client import alias_version, configure
-from serving.model_source import GATE_TAG, OVERRIDE_TAG, refusal
+from serving.admission import GATE_TAG, OVERRIDE_TAG, refusal
 from thumbloop.settings import Settings
 
 TAG_PREFIX = "promotion."

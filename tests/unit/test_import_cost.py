@@ -16,6 +16,7 @@ LIGHT_MODULES = [
     "thumbloop.settings",
     "thumbloop.queue",
     "serving.client",
+    "serving.admission",  # what `thumbloop up` and `promote` ask the registry through
     *BOTS_MODULES,
 ]
 

@@ -47,7 +47,7 @@ def train(
     """Train the encoder + intent and sentiment heads on a domain and register the model."""
     settings = settings_of(ctx)
     if if_no_champion:
-        from serving.model_source import alias_target
+        from serving.admission import alias_target
 
         try:
             version = alias_target(settings.effective_tracking_uri, settings.model_name, "champion")

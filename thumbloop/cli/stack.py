@@ -76,7 +76,7 @@ def up(
 
 def _prepare(ctx: click.Context, settings: Settings, domain_dir: Path) -> None:
     """Migrate the database and make sure there is a champion to serve."""
-    from serving.model_source import alias_target
+    from serving.admission import alias_target
     from thumbloop.store.db import upgrade
 
     settings.ensure_home()

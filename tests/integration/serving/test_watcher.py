@@ -19,9 +19,10 @@ from mlflow.exceptions import MlflowException
 from learning.registry.client import configure
 from learning.registry.promotion import PromotionError, history, promote
 from learning.registry.versions import log_and_register
+from serving.admission import OVERRIDE_TAG
 from serving.engine import ActiveModel, ModelHolder, load_active
 from serving.inference import ModelCheckFailed
-from serving.model_source import OVERRIDE_TAG, VersionRefused
+from serving.model_source import VersionRefused
 from serving.watcher import RETRY_FIRST_S, AliasWatcher
 from tests.integration.serving.bundles import nan_heads
 from tests.tiny_bundle import make_tiny_bundle

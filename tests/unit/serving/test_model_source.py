@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.model_source import fetch_generator_base, refusal, resolve
+from serving.admission import refusal
+from serving.model_source import fetch_generator_base, resolve
 
 
 def test_a_generator_base_that_cannot_be_fetched_leaves_the_bundle_loadable(
