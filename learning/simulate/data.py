@@ -16,14 +16,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
-import torch
 from sklearn.linear_model import LogisticRegression
-from transformers import AutoTokenizer, BertModel
 
 from learning.registry.client import configure, experiment_id
 from thumbloop.domain import Domain, Example
 from thumbloop.model.device import resolve_device
-from thumbloop.model.encoder import default_encoder_path
+from thumbloop.model.sentences import SentenceEncoder
 from thumbloop.settings import Settings
 
 
@@ -66,31 +64,7 @@ def reference_accuracy(full: Domain, device: str, shown: Sequence[Example] = ())
     logistic regression on all training data, scored on the same validation set. With ``shown``
     (training rows the loop saw: the seed rows and the messages the raters voted on) also the
     same fit on just those rows with their true labels: the most votes on them could teach."""
-    dev = resolve_device(device)
-    path = default_encoder_path()
-    tok = AutoTokenizer.from_pretrained(path)
-    enc = BertModel.from_pretrained(path, add_pooling_layer=False)
-    enc.to(dev).eval()  # type: ignore[arg-type]
-
-    def embed(texts: list[str]) -> np.ndarray:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), enc.config.hidden_size), dtype=np.float32)
-        with torch.inference_mode():
-            for s in range(0, len(order), 128):
-                idx = order[s : s + 128]
-                b = tok(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=64,
-                    return_tensors="pt",
-                ).to(dev)
-                h = enc(**b).last_hidden_state
-                m = b["attention_mask"].unsqueeze(-1).to(h.dtype)
-                pooled = (h * m).sum(1) / m.sum(1)
-                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
-        return out
-
+    embed = SentenceEncoder(device=resolve_device(device)).embed
     x_train = embed([e.text for e in full.train])
     x_val = embed([e.text for e in full.validation])
     gold = np.array([e.label for e in full.validation])

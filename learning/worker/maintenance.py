@@ -1,5 +1,6 @@
 """Beat's periodic tasks besides retrains: rebuild the Redis posteriors from the votes table,
-send dead letters again, and redact messages past their retention.
+send dead letters again, redact messages past their retention, and group the review inbox's new
+messages by meaning (``learning/review/similar.py``).
 
 They run on the default queue (any recording worker takes them), are never retried (the next
 run is the retry) and skip a run while the database is unreachable. Their names are the
@@ -9,13 +10,17 @@ worker's own (only beat sends them), so they are not part of ``thumbloop.task_na
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from celery import Celery, Task
 from sqlalchemy import Engine
 
+from learning.review.similar import INTERVAL_S as GROUP_INTERVAL_S
+from learning.review.similar import group_similar
 from learning.worker.broker import broker_connection
 from learning.worker.dead_letters import is_transient, redrive
 from learning.worker.posterior_sync import PosteriorWriter, reconcile
@@ -30,6 +35,7 @@ RECONCILE_POSTERIORS = "learning.reconcile_posteriors"
 REDRIVE_DEAD_LETTERS = "learning.redrive_dead_letters"
 APPLY_RETENTION = "learning.apply_retention"
 RETENTION_INTERVAL_S = 86_400.0  # daily: retention is counted in days
+GROUP_REVIEW_MESSAGES = "learning.group_review_messages"
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -43,6 +49,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "reconcile-posteriors": every(RECONCILE_POSTERIORS, learning.reconcile_interval_s),
         "redrive-dead-letters": every(REDRIVE_DEAD_LETTERS, learning.redrive_interval_s),
         "apply-retention": every(APPLY_RETENTION, RETENTION_INTERVAL_S),
+        "group-review-messages": every(GROUP_REVIEW_MESSAGES, GROUP_INTERVAL_S),
     }
 
 
@@ -102,3 +109,20 @@ def register_maintenance(
     def apply_retention_task(self: Task) -> dict[str, Any]:
         days = settings.learning.retention_days
         return dict(unless_database_down(APPLY_RETENTION, lambda: apply_retention(engine, days)))
+
+    encoder: list[Any] = []  # loaded at the first message to group, once per process
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        if not encoder:
+            from thumbloop.model.device import resolve_device
+            from thumbloop.model.sentences import SentenceEncoder
+
+            encoder.append(SentenceEncoder(device=resolve_device(settings.compute.device)))
+        return np.asarray(encoder[0].embed(texts))
+
+    @app.task(name=GROUP_REVIEW_MESSAGES, bind=True, shared=False)
+    def group_review_messages(self: Task) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            return asdict(group_similar(engine, embed))
+
+        return dict(unless_database_down(GROUP_REVIEW_MESSAGES, run))

@@ -17,6 +17,7 @@ LIGHT_MODULES = [
     "thumbloop.queue",
     "serving.client",
     "serving.admission",  # what `thumbloop up` and `promote` ask the registry through
+    "learning.review.app",  # the inbox reads the groups the worker makes with the encoder
     *BOTS_MODULES,
 ]
 

@@ -18,6 +18,7 @@ from thumbloop.store.schema import (
     DroppedTaskRow,
     ForgottenUserRow,
     InteractionRow,
+    ReviewGroupRow,
     VoteRow,
 )
 
@@ -100,6 +101,8 @@ def forget_user(session: Session, user_hash: str, at: datetime | None = None) ->
             or_(CorrectionRow.rater == user_hash, CorrectionRow.interaction_id.in_(mine_ids))
         )
     )
+    # the inbox's groups their messages stood for, with the sentence embedding made from them
+    session.execute(delete(ReviewGroupRow).where(ReviewGroupRow.interaction_id.in_(mine_ids)))
     inter: Any = session.execute(
         delete(InteractionRow).where(InteractionRow.user_hash == user_hash)
     )

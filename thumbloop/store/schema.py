@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -190,6 +191,22 @@ class ReviewItemRow(Base):
     unsure: Mapped[bool] = mapped_column(Boolean)  # the reply asked to clarify
     reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
     gone: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReviewGroupRow(Base):
+    """Near-duplicate groups by meaning (``learning/review/similar.py``, run by the worker):
+    each text key the inbox has seen, the group it was put in, and the interaction whose text
+    stood for it. A group's leader (``text_key == group_key``) keeps its sentence embedding; a
+    member does not. Rows whose interaction was deleted (a forgotten user) or blanked
+    (retention) are dropped with their embedding at the next run."""
+
+    __tablename__ = "review_groups"
+
+    text_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    group_key: Mapped[str] = mapped_column(String(64), index=True)
+    interaction_id: Mapped[str] = mapped_column(String(36), index=True)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # float16
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
 class ReviewActionRow(Base):

@@ -4,7 +4,7 @@ interactions and votes, one reviewer with a password."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +63,7 @@ def start(
     database_url: str | None = None,
     messages: list[Msg] | None = None,
     throttle: LoginThrottle | None = None,
-) -> Iterator[Running]:
+) -> Generator[Running]:
     """The app on a fresh database holding ``messages`` (default: :func:`seeded_messages`),
     failed logins limited by ``throttle`` (default: the app's)."""
     settings = Settings(

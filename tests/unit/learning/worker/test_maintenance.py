@@ -7,6 +7,8 @@ from pathlib import Path
 from learning.worker.celery_app import create_celery
 from learning.worker.maintenance import (
     APPLY_RETENTION,
+    GROUP_INTERVAL_S,
+    GROUP_REVIEW_MESSAGES,
     RECONCILE_POSTERIORS,
     REDRIVE_DEAD_LETTERS,
     RETENTION_INTERVAL_S,
@@ -15,7 +17,7 @@ from thumbloop.settings import Settings
 from thumbloop.task_names import DEFAULT_QUEUE, RETRAIN_IF_DUE, TRAINING_QUEUE
 
 
-def test_beat_schedules_retrains_reconcile_redrive_and_retention(tmp_path: Path) -> None:
+def test_beat_schedules_the_maintenance_tasks(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, reconcile_interval_s=30, redrive_interval_s=20)
     app = create_celery(settings)
     due = {
@@ -26,8 +28,14 @@ def test_beat_schedules_retrains_reconcile_redrive_and_retention(tmp_path: Path)
         RECONCILE_POSTERIORS: (30.0, DEFAULT_QUEUE),
         REDRIVE_DEAD_LETTERS: (20.0, DEFAULT_QUEUE),
         APPLY_RETENTION: (RETENTION_INTERVAL_S, DEFAULT_QUEUE),
+        GROUP_REVIEW_MESSAGES: (GROUP_INTERVAL_S, DEFAULT_QUEUE),
     }
-    assert {RECONCILE_POSTERIORS, REDRIVE_DEAD_LETTERS, APPLY_RETENTION} <= set(app.tasks)
+    assert {
+        RECONCILE_POSTERIORS,
+        REDRIVE_DEAD_LETTERS,
+        APPLY_RETENTION,
+        GROUP_REVIEW_MESSAGES,
+    } <= set(app.tasks)
 
 
 def test_retention_keeps_everything_by_default(tmp_path: Path) -> None:
