@@ -4,11 +4,13 @@
     python -m bench.chaos --full            # the issue's sizes (2,000 votes / 20 kills, ...)
     python -m bench.chaos --only a,d --backend production --outages 30,180
 
-Backends: ``embedded`` (SQLite database + SQLite broker, no server) and ``production``
-(PostgreSQL + Redis as broker and for posteriors). Every server a fault touches is a private
-one started here on a free port (``bench/chaos_servers.py``); the machine's shared services are
-never stopped or paused. Results go to ``bench/results/chaos.json`` (rows replaced by
-scenario, backend and size) and the table in ``docs/chaos.md``.
+Backends: ``embedded`` (SQLite database + SQLite broker, no server), ``production``
+(PostgreSQL + Redis as broker and for posteriors) and ``rabbitmq`` (the same, RabbitMQ as
+broker). Scenario (e) runs serving alone (``--model``, ``bench/chaos_serving.py``). Every
+server a fault touches is a private one started here on a free port
+(``bench/chaos_servers.py``); the machine's shared services are never stopped or paused.
+Results go to ``bench/results/chaos.json`` (rows replaced by scenario, backend and size) and
+the table in ``docs/chaos.md``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from bench.chaos_servers import (
     private_redis,
     private_vhost,
 )
+from bench.chaos_serving import model_process_faults
 from bench.chaos_stack import ROOT, Backend, embedded, production
 
 RESULTS = ROOT / "bench" / "results" / "chaos.json"
@@ -50,12 +53,16 @@ SHORT: dict[str, dict[str, Any]] = {
     "b": {"n_votes": 50, "workers": 2},
     "c": {"n_votes": 100, "pauses": 3},
     "d": {"outages": [10.0], "read_only_s": 10.0},
+    "e": {"kills": 3, "every_s": 4.0, "stop_s": 6.0, "hang_timeout_s": 2.0},
 }
 FULL: dict[str, dict[str, Any]] = {
     "a": {"n_votes": 2000, "n_kills": 20},
     "b": {"n_votes": 500, "workers": 4},
     "c": {"n_votes": 500, "pauses": 10},
     "d": {"outages": [30.0, 180.0, 600.0], "read_only_s": 60.0},
+    # every 10 s for two minutes, one stopped 30 s; hung after 5 s (the default, 60 s, is for a
+    # full batch on a slow CPU: a 30 s stop would end before it)
+    "e": {"kills": 12, "every_s": 10.0, "stop_s": 30.0, "hang_timeout_s": 5.0},
 }
 
 
@@ -112,7 +119,7 @@ def run(
     scenarios: list[str], backends: list[str], sizes: dict[str, dict[str, Any]], root: Path
 ) -> Iterator[Result]:
     for kind in backends:
-        for name in scenarios:
+        for name in (s for s in scenarios if s in "abcd"):
             if name in ("c", "d") and kind == "embedded":
                 continue  # no server to pause or stop: SQLite is a file in the process
             for one in plan(name, sizes[name]):
@@ -179,7 +186,7 @@ def write_doc(rows: list[dict[str, Any]], path: Path = DOC) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the issue's sizes (long)")
-    parser.add_argument("--only", default="a,b,c,d", help="scenarios, e.g. a,c")
+    parser.add_argument("--only", default="a,b,c,d,e", help="scenarios, e.g. a,c")
     parser.add_argument(
         "--backend",
         choices=["embedded", "production", "rabbitmq", "both", "all"],
@@ -189,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--outages", help="PostgreSQL stops in seconds for (d), e.g. 30,180 (default by mode)"
+    )
+    parser.add_argument(
+        "--model",
+        help="(e): the bundle serving runs (a path or models:/…; default the champion of "
+        "THUMBLOOP_HOME)",
     )
     parser.add_argument("--no-save", action="store_true", help="print only")
     args = parser.parse_args(argv)
@@ -201,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="thumbloop-chaos-") as root:
         results = list(run(scenarios, backends, sizes, Path(root)))
+    if "e" in scenarios:  # serving alone: no backend to vary
+        from bench.harness import resolve_bundle  # torch: only where a model is served
+
+        results.append(model_process_faults(resolve_bundle(args.model), **sizes["e"]))
+        print(f"[e] {results[-1].backend:10} {results[-1].measured}", flush=True)
     passed = sum(r.passed for r in results)
     print(f"{passed}/{len(results)} passed in {time.monotonic() - began:.0f} s")
     if not args.no_save:
