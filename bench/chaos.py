@@ -6,7 +6,7 @@
 
 Backends: ``embedded`` (SQLite database + SQLite broker, no server), ``production``
 (PostgreSQL + Redis as broker and for posteriors) and ``rabbitmq`` (the same, RabbitMQ as
-broker). Scenario (e) runs serving alone (``--model``, ``bench/chaos_serving.py``). Every
+broker). Scenarios (e) and (f) run serving alone (``--model``, ``bench/chaos_serving.py``). Every
 server a fault touches is a private one started here on a free port
 (``bench/chaos_servers.py``); the machine's shared services are never stopped or paused.
 Results go to ``bench/results/chaos.json`` (rows replaced by scenario, backend and size) and
@@ -41,7 +41,7 @@ from bench.chaos_servers import (
     private_redis,
     private_vhost,
 )
-from bench.chaos_serving import model_process_faults
+from bench.chaos_serving import model_process_faults, overload
 from bench.chaos_stack import ROOT, Backend, embedded, production
 
 RESULTS = ROOT / "bench" / "results" / "chaos.json"
@@ -54,6 +54,7 @@ SHORT: dict[str, dict[str, Any]] = {
     "c": {"n_votes": 100, "pauses": 3},
     "d": {"outages": [10.0], "read_only_s": 10.0},
     "e": {"kills": 3, "every_s": 4.0, "stop_s": 6.0, "hang_timeout_s": 2.0},
+    "f": {"seconds": 10.0, "factor": 3.0},
 }
 FULL: dict[str, dict[str, Any]] = {
     "a": {"n_votes": 2000, "n_kills": 20},
@@ -63,6 +64,7 @@ FULL: dict[str, dict[str, Any]] = {
     # every 10 s for two minutes, one stopped 30 s; hung after 5 s (the default, 60 s, is for a
     # full batch on a slow CPU: a 30 s stop would end before it)
     "e": {"kills": 12, "every_s": 10.0, "stop_s": 30.0, "hang_timeout_s": 5.0},
+    "f": {"seconds": 60.0, "factor": 3.0},
 }
 
 
@@ -186,7 +188,7 @@ def write_doc(rows: list[dict[str, Any]], path: Path = DOC) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the issue's sizes (long)")
-    parser.add_argument("--only", default="a,b,c,d,e", help="scenarios, e.g. a,c")
+    parser.add_argument("--only", default="a,b,c,d,e,f", help="scenarios, e.g. a,c")
     parser.add_argument(
         "--backend",
         choices=["embedded", "production", "rabbitmq", "both", "all"],
@@ -213,11 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="thumbloop-chaos-") as root:
         results = list(run(scenarios, backends, sizes, Path(root)))
-    if "e" in scenarios:  # serving alone: no backend to vary
+    # serving alone: no backend to vary
+    serving: dict[str, Callable[..., Result]] = {"e": model_process_faults, "f": overload}
+    for name in (s for s in scenarios if s in serving):
         from bench.harness import resolve_bundle  # torch: only where a model is served
 
-        results.append(model_process_faults(resolve_bundle(args.model), **sizes["e"]))
-        print(f"[e] {results[-1].backend:10} {results[-1].measured}", flush=True)
+        results.append(serving[name](resolve_bundle(args.model), **sizes[name]))
+        print(f"[{name}] {results[-1].backend:10} {results[-1].measured}", flush=True)
     passed = sum(r.passed for r in results)
     print(f"{passed}/{len(results)} passed in {time.monotonic() - began:.0f} s")
     if not args.no_save:

@@ -10,6 +10,7 @@ most ``clients`` requests here), the stopped process detected as hung and replac
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -231,3 +232,133 @@ def model_process_faults(
         round(time.monotonic() - begin, 1),
         details,
     )
+
+
+class Probe(threading.Thread):
+    """One request every 0.1 s: (wall time, status, seconds), status 0 for a transport error."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.seen: list[tuple[float, int, float]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self.stop.is_set():
+                t = time.time()
+                try:
+                    status = http.post("/v1/predict", json={"text": TEXTS[0]}).status_code
+                except httpx.HTTPError:
+                    status = 0
+                self.seen.append((t, status, time.time() - t))
+                time.sleep(0.1)
+
+
+def recovery_seconds(
+    probes: list[tuple[float, int, float]], end: float, slow: float
+) -> float | None:
+    """Seconds after ``end`` until every later probe answered 200 within ``slow`` seconds (None:
+    never, or no probe after it)."""
+    after = [(t, s, d) for t, s, d in probes if t >= end]
+    if not after:
+        return None
+    recovered: float | None = None  # the first probe of the good run that lasts to the end
+    for t, s, d in after:
+        good = s == 200 and d <= slow
+        recovered = (recovered or t) if good else None
+    return None if recovered is None else max(0.0, recovered - end)
+
+
+def overload(
+    bundle_dir: Path, seconds: float = 10.0, factor: float = 3.0, recovery_s: float = 5.0
+) -> Result:
+    """(f) ``factor`` x the server's measured capacity, open loop, for ``seconds``."""
+    from bench.harness import load
+
+    begin = time.monotonic()
+    home = Path(tempfile.mkdtemp(prefix="chaos-overload-"))
+    texts = home / "texts.txt"
+    texts.write_text("\n".join(TEXTS * 50), encoding="utf-8")
+    port = _free_port()
+    env = os.environ | {"THUMBLOOP_HOME": str(home), "THUMBLOOP_DEVICE": "cpu"}
+    cmd = [sys.executable, "-m", "thumbloop", "serve", "--model", str(bundle_dir)]
+    with (home / "serve.log").open("wb") as out:
+        server = subprocess.Popen(
+            [*cmd, "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+    url = f"http://127.0.0.1:{port}"
+    probe = Probe(url)
+    try:
+        if not _wait(lambda: _get(f"{url}/readyz") == 200, 180):
+            raise RuntimeError(f"serving did not start: {(home / 'serve.log').read_text()[-2000:]}")
+        capacity = load(url, 32, 3.0, texts)
+        probe.start()
+        time.sleep(2.0)  # the baseline: probes alone
+        gen = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.openloop",
+                "--url",
+                url,
+                "--rate",
+                str(factor * capacity["throughput_rps"]),
+                "--seconds",
+                str(seconds),
+                "--texts",
+                str(texts),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        )
+        sent = json.loads(gen.stdout.strip().splitlines()[-1])
+        time.sleep(recovery_s + 2.0)
+    finally:
+        probe.stop.set()
+        probe.join(40)
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    start, end = sent["began_at"], sent["began_at"] + sent["sent_for_s"]
+    base = sorted(d for t, s, d in probe.seen if t < start and s == 200)
+    p50 = base[len(base) // 2] if base else 0.05
+    slow = max(3 * p50, 0.1)
+    recovered = recovery_seconds(probe.seen, end, slow)
+    during = Counter(s for t, s, _ in probe.seen if start <= t <= end)
+    statuses = {int(k): v for k, v in sent["statuses"].items()}
+    allowed = {200, 503, 504}
+    ok = (
+        set(statuses) <= allowed
+        and set(during) <= allowed
+        and sent["transport_errors"] == 0
+        and sent["unanswered"] == 0
+        and recovered is not None
+        and recovered <= recovery_s
+    )
+    rate = sent["rate_sent"] / capacity["throughput_rps"]
+    return Result(
+        "f",
+        f"{factor:g}x overload",
+        "serving",
+        f"{seconds:g} s at {sent['rate_sent']:.0f} req/s ({rate:.1f}x the measured "
+        f"{capacity['throughput_rps']:.0f}), model {bundle_dir.name}",
+        f"only 200/503/504, recovery within {recovery_s:g} s",
+        f"{sent['sent']} sent: {statuses}, {sent['transport_errors']} transport errors, "
+        f"{sent['unanswered']} unanswered; probes during {dict(during)}; recovered in "
+        f"{'never' if recovered is None else f'{recovered:.1f} s'} "
+        f"(200 within {slow * 1000:.0f} ms)",
+        ok,
+        round(time.monotonic() - begin, 1),
+        {"load": sent, "capacity": capacity, "baseline_p50_s": p50, "recovery_s": recovered},
+    )
+
+
+def _get(url: str) -> int:
+    with suppress(httpx.HTTPError):
+        return httpx.get(url, timeout=2).status_code
+    return 0
