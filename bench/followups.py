@@ -15,7 +15,10 @@ the gate passed, and the champion's accuracy on the domain's validation split. V
 - ``follow-ups``: as ``thumbs-0.2``, and raters answer the follow-up half the time
   (``--follow-up-rate 0.5``): the true intent when it is offered, else "something else";
 - ``oracle``: the ceiling of asking at that rate: half the wrong answers' 👎 come with their
-  true label, as if the follow-up always offered it (no bot can offer all 77 intents in a tap).
+  true label, as if the follow-up always offered it (no bot can offer all 77 intents in a tap);
+- ``thumbs-0-no-down``, ``thumbs-0.2-no-down`` (not run by default): thumbs only with the
+  learner ignoring bare 👎, so the difference between them is what the 👍 the unhelpful 👎 took
+  away cost, whatever weight a 👎 gets.
 
 Prints a table (median over the seeds) and writes followups.json under --out.
 """
@@ -43,7 +46,13 @@ VARIANTS = {
     "thumbs-0.2": (0.0, 0.2),
     "follow-ups": (0.5, 0.2),
     "oracle": (0.0, 0.2),  # its labels are added below, not by the raters
+    # the learner told to ignore bare 👎 (weight 0): what unhelpful 👎 cost once no weighting
+    # of 👎 can matter, i.e. the 👍 they took away (not run by default)
+    "thumbs-0-no-down": (0.0, 0.0),
+    "thumbs-0.2-no-down": (0.0, 0.2),
 }
+DEFAULT = ["thumbs-0", "thumbs-0.2", "follow-ups", "oracle"]
+DEFAULT_RATIO: list[float] = []  # the learner's own, kept at the first variant
 ORACLE_RATE = 0.5
 
 
@@ -53,7 +62,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--votes", type=int, default=5000)
     ap.add_argument("--noise", type=float, default=0.1)
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=DEFAULT, choices=list(VARIANTS))
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "bench/results")))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -108,6 +117,7 @@ def one_seed(args: argparse.Namespace, seed: int) -> list[dict[str, Any]]:
 
 
 def variant(settings: Any, name: str, batch: list[Any], seed: int, noise: float) -> dict[str, Any]:
+    import learning.retrain.signals as signals
     from learning.registry.promotion import promote
     from learning.retrain.run import run_retrain
     from learning.simulate.run import SimConfig, _champion, round_messages
@@ -121,6 +131,10 @@ def variant(settings: Any, name: str, batch: list[Any], seed: int, noise: float)
     )
 
     follow_up, unhelpful = VARIANTS[name]
+    # doubt() reads the ratio when called: 0 makes every bare 👎 weigh nothing
+    if not DEFAULT_RATIO:
+        DEFAULT_RATIO.append(signals.DOWN_LIKELIHOOD_RATIO)
+    signals.DOWN_LIKELIHOOD_RATIO = 0.0 if name.endswith("no-down") else DEFAULT_RATIO[0]
     cfg = SimConfig(seed=seed, noise=noise, follow_up_rate=follow_up, unhelpful_rate=unhelpful)
     # the same rng per seed: every variant rates the same messages with the same draws
     done = round_messages(settings, _champion(settings), batch, cfg, random.Random(seed))
@@ -189,7 +203,8 @@ def write(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
         "runs": runs,
         "cpus": os.cpu_count(),
     }
-    (args.out / "followups.json").write_text(json.dumps(report, indent=2) + "\n")
+    name = "followups.json" if set(by) <= set(DEFAULT) else "followups-extra.json"
+    (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
