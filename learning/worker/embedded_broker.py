@@ -30,6 +30,7 @@ from json import loads
 from queue import Empty
 from typing import Any
 
+import kombu.transport as kombu_transport
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport.sqlalchemy import Channel as SqlaChannel
 from kombu.transport.sqlalchemy import Transport as SqlaTransport
@@ -285,5 +286,8 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def install() -> None:
-    """Make `sqla+…` broker URLs in this process use this transport."""
+    """Make `sqla+…` broker URLs in this process use this transport. kombu caches a transport
+    class by name once a connection resolved it: a `sqla+` connection made before this (a
+    publisher in the same process) would otherwise keep plain kombu's, without leases."""
     TRANSPORT_ALIASES["sqla"] = f"{__name__}:Transport"
+    kombu_transport._transport_cache.pop("sqla", None)

@@ -188,3 +188,23 @@ def test_requeues_from_another_thread_while_consuming(tmp_path: Path) -> None:
     assert errors == []
     assert sorted(seen) == list(range(n)) and all(c == 2 for c in seen.values())
     assert _rows(tmp_path) == []
+
+
+def test_install_replaces_a_transport_kombu_had_already_resolved(tmp_path: Path) -> None:
+    """kombu caches the class of a transport name it resolved once: a `sqla+` connection made
+    in this process before install() (a publisher) kept the lease-less transport for good."""
+    import kombu.transport as kt
+
+    from learning.worker.embedded_broker import Transport
+
+    before = kt.TRANSPORT_ALIASES["sqla"]
+    try:
+        kt.TRANSPORT_ALIASES["sqla"] = "kombu.transport.sqlalchemy:Transport"
+        kt._transport_cache.pop("sqla", None)
+        assert Connection(_url(tmp_path)).get_transport_cls() is not Transport  # cached now
+        install()
+        assert Connection(_url(tmp_path)).get_transport_cls() is Transport
+    finally:
+        kt.TRANSPORT_ALIASES["sqla"] = before
+        kt._transport_cache.pop("sqla", None)
+        install()
