@@ -22,13 +22,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from email.message import Message
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
 from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -93,7 +94,26 @@ class ServingFront:
             if scope["path"] == PREDICT_PATH and scope["method"] == "POST":
                 await self._predict(scope, receive, send, headers.get(b"content-type"))
                 return
+            # any other route: a chunked body has no length to refuse it by, so count it as
+            # the app reads it (FastAPI passes an HTTPException from the body's read through)
+            await self.app(scope, self._counted(receive), send)
+            return
         await self.app(scope, receive, send)
+
+    def _counted(self, receive: Receive) -> Receive:
+        size = 0
+
+        async def counted() -> MutableMapping[str, Any]:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > self.max_body_bytes:
+                    too_large = self._over_limit()
+                    raise StarletteHTTPException(too_large.status, too_large.detail)
+            return message
+
+        return counted
 
     def _over_limit(self) -> HTTPError:
         self.on_too_large()

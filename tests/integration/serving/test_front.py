@@ -149,3 +149,20 @@ def test_odd_but_valid_text_is_answered(client: TestClient, text: str) -> None:
     r = client.post("/v1/predict", json={"text": text})
     assert r.status_code == 200, r.text
     assert Prediction.model_validate_json(r.content).intent.name == "card_arrival"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_on_every_route(client: TestClient) -> None:
+    """No Content-Length to refuse it by: the front counts the body as the app reads it, on
+    FastAPI's routes (``/v1/answer``) too, not only on its own ``/v1/predict``."""
+
+    def megabyte() -> Iterator[bytes]:
+        for _ in range(16):
+            yield b"a" * (1 << 16)
+
+    for path in ("/v1/answer", "/v1/predict"):
+        r = client.post(path, content=megabyte(), headers={"content-type": "application/json"})
+        assert r.status_code == 413, (path, r.status_code, r.text)
+        assert r.json() == {"detail": "request body too large"}
+    # a small body on the same route is read as before
+    small = client.post("/v1/answer", json={"text": "where is my card"})
+    assert small.status_code == 422  # valid JSON, not an IntentAnswerRequest
