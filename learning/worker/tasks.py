@@ -235,9 +235,11 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             done = forget_user(s, user, at)
         resync(done.intents)  # the user's votes leave the posteriors serving samples from
         log.info(
-            "forgot a user: %d interactions, %d votes, %d dropped tasks, %d prompts quoting them",
+            "forgot a user: %d interactions, %d votes, %d corrections, %d dropped tasks, "
+            "%d prompts quoting them",
             done.interactions,
             done.votes,
+            done.corrections,
             done.dropped,
             done.prompts,
         )

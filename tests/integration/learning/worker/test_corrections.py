@@ -3,6 +3,7 @@ stored once, the one made last wins, withdrawable, erased by /forget, malformed 
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -91,7 +92,7 @@ def test_withdrawal_removes_it_and_an_older_pick_delivered_later_stays_withdrawn
 
 
 def test_forget_erases_the_users_corrections_and_those_of_their_messages(
-    pg_url: str, worker_tasks
+    pg_url: str, worker_tasks, caplog: pytest.LogCaptureFixture
 ) -> None:  # type: ignore[no-untyped-def]
     run = worker_tasks(None)
     alices = interaction("alice", "where is my card")
@@ -105,8 +106,10 @@ def test_forget_erases_the_users_corrections_and_those_of_their_messages(
     ):
         assert run(RECORD_CORRECTION, correction_payload(made)) == "stored"
     forgot_at = datetime.now(UTC)
-    result = run(FORGET_USER, forget_payload(user("alice"), "telegram", forgot_at))
+    with caplog.at_level(logging.INFO, logger="learning.worker.tasks"):
+        result = run(FORGET_USER, forget_payload(user("alice"), "telegram", forgot_at))
     assert result["corrections"] == 2
+    assert "2 corrections" in caplog.text  # the operator's log says so too
     assert rows(pg_url) == [(user("carol"), "unhelpful", None)]
     late = pick(bobs, "alice", "other", at=forgot_at - timedelta(seconds=1))
     assert run(RECORD_CORRECTION, correction_payload(late)) == "forgotten"
