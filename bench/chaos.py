@@ -6,9 +6,9 @@
 
 Backends: ``embedded`` (SQLite database + SQLite broker, no server), ``production``
 (PostgreSQL + Redis as broker and for posteriors) and ``rabbitmq`` (the same, RabbitMQ as
-broker). Scenarios (e) and (f) run serving alone (``--model``, ``bench/chaos_serving.py``). Every
-server a fault touches is a private one started here on a free port
-(``bench/chaos_servers.py``); the machine's shared services are never stopped or paused.
+broker). Scenarios (e), (f) and (h) run serving alone (``--model``; ``bench/chaos_serving.py``,
+``bench/chaos_alias.py``). Every server a fault touches is a private one started here on a free
+port (``bench/chaos_servers.py``); the machine's shared services are never stopped or paused.
 Results go to ``bench/results/chaos.json`` (rows replaced by scenario, backend and size) and
 the table in ``docs/chaos.md``.
 """
@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.chaos_alias import alias_moves
 from bench.chaos_scenarios import (
     Result,
     duplicate_deliveries,
@@ -55,6 +56,7 @@ SHORT: dict[str, dict[str, Any]] = {
     "d": {"outages": [10.0], "read_only_s": 10.0},
     "e": {"kills": 3, "every_s": 4.0, "stop_s": 6.0, "hang_timeout_s": 2.0},
     "f": {"seconds": 10.0, "factor": 3.0},
+    "h": {"every_s": 3.0, "outage_s": 3.0},
 }
 FULL: dict[str, dict[str, Any]] = {
     "a": {"n_votes": 2000, "n_kills": 20},
@@ -65,6 +67,7 @@ FULL: dict[str, dict[str, Any]] = {
     # full batch on a slow CPU: a 30 s stop would end before it)
     "e": {"kills": 12, "every_s": 10.0, "stop_s": 30.0, "hang_timeout_s": 5.0},
     "f": {"seconds": 60.0, "factor": 3.0},
+    "h": {"every_s": 5.0, "outage_s": 10.0},
 }
 
 
@@ -188,7 +191,7 @@ def write_doc(rows: list[dict[str, Any]], path: Path = DOC) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the issue's sizes (long)")
-    parser.add_argument("--only", default="a,b,c,d,e,f", help="scenarios, e.g. a,c")
+    parser.add_argument("--only", default="a,b,c,d,e,f,h", help="scenarios, e.g. a,c")
     parser.add_argument(
         "--backend",
         choices=["embedded", "production", "rabbitmq", "both", "all"],
@@ -216,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="thumbloop-chaos-") as root:
         results = list(run(scenarios, backends, sizes, Path(root)))
     # serving alone: no backend to vary
-    serving: dict[str, Callable[..., Result]] = {"e": model_process_faults, "f": overload}
+    serving: dict[str, Callable[..., Result]] = {
+        "e": model_process_faults,
+        "f": overload,
+        "h": alias_moves,
+    }
     for name in (s for s in scenarios if s in serving):
         from bench.harness import resolve_bundle  # torch: only where a model is served
 
