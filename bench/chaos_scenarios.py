@@ -312,6 +312,10 @@ def postgres_outage(
         beat=True,
         THUMBLOOP_REDRIVE_INTERVAL_S=str(redrive_interval_s),
         THUMBLOOP_RECONCILE_INTERVAL_S="5",
+        # nothing is killed here: the 5 s the kill runs use would hand every task waiting out a
+        # retry (up to 60 s) to the worker again as a copy, and copies running out of retries
+        # during a long outage burnt their dead letters' attempts (14 left after 3 min)
+        THUMBLOOP_VISIBILITY_TIMEOUT_S="150",
     )
     worker.start()
     rate = votes_per_s * len(script.tasks) / n_votes

@@ -12,19 +12,24 @@ to their own ``training`` queue so GPU hosts can consume only those
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
 
 from learning.worker.broker import transport_options
 from learning.worker.embedded_broker import install
 from learning.worker.maintenance import beat_schedule
 from learning.worker.pool_locks import install as install_pool_locks
-from learning.worker.tasks import register_tasks
+from learning.worker.tasks import BACKOFF_MAX_S, register_tasks
 from thumbloop.settings import Settings
 from thumbloop.task_names import DEFAULT_QUEUE, ROUTES
+
+log = logging.getLogger(__name__)
 
 
 def create_celery(settings: Settings) -> Celery:
     settings.ensure_home()
+    warn_short_visibility(settings)
     if settings.effective_broker_url.startswith("sqla+"):
         install()
         install_pool_locks()
@@ -50,3 +55,21 @@ def create_celery(settings: Settings) -> Celery:
     )
     register_tasks(app, settings)
     return app
+
+
+def warn_short_visibility(settings: Settings) -> bool:
+    """Redis hands a task it has not seen acknowledged within the visibility timeout to another
+    worker, and a task waiting out a retry (up to ``BACKOFF_MAX_S``) is not acknowledged: with a
+    shorter timeout every wait makes a copy, and each copy that runs out of retries during an
+    outage counts one more attempt on its dead letter, until redrive gives it up."""
+    short = settings.effective_broker_url.startswith(("redis", "rediss", "sentinel")) and (
+        settings.learning.visibility_timeout_s < 2 * BACKOFF_MAX_S
+    )
+    if short:
+        log.warning(
+            "THUMBLOOP_VISIBILITY_TIMEOUT_S=%s is under %s s, twice the longest retry wait: "
+            "waiting retries will be delivered again as copies",
+            settings.learning.visibility_timeout_s,
+            2 * BACKOFF_MAX_S,
+        )
+    return short

@@ -40,3 +40,19 @@ def test_beat_schedules_the_maintenance_tasks(tmp_path: Path) -> None:
 
 def test_retention_keeps_everything_by_default(tmp_path: Path) -> None:
     assert Settings(home=tmp_path).learning.retention_days is None
+
+
+def test_a_redis_visibility_timeout_under_twice_the_retry_wait_is_warned_of(
+    tmp_path: Path,
+) -> None:
+    from learning.worker.celery_app import warn_short_visibility
+
+    redis = "redis://127.0.0.1:6379/0"
+    short = Settings(home=tmp_path, broker_url=redis, visibility_timeout_s=5)
+    assert warn_short_visibility(short)
+    assert not warn_short_visibility(Settings(home=tmp_path, broker_url=redis))  # 3,600 s
+    # RabbitMQ and the embedded broker have no visibility timeout
+    rabbit = "amqp://guest:guest@127.0.0.1:5672//"
+    assert not warn_short_visibility(
+        Settings(home=tmp_path, broker_url=rabbit, visibility_timeout_s=5)
+    )
