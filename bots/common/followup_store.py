@@ -22,6 +22,7 @@ from collections import OrderedDict
 from typing import Protocol
 
 from bots.common.followup import FollowUp
+from bots.common.user_index import erase_indexed
 from thumbloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -221,15 +222,7 @@ class RedisFollowUps:
             return True
 
     async def forget(self, user: str) -> int:
-        index = self._index(user)
-        try:
-            keys = list(await self._redis.smembers(index))
-            removed = int(await self._redis.delete(*keys)) if keys else 0
-            await self._redis.delete(index)
-        except Exception as exc:  # what is left still expires with its TTL
-            log.error("follow-ups of a forgotten user not erased (%s)", type(exc).__name__)
-            return 0
-        return removed
+        return await erase_indexed(self._redis, self._index(user), "follow-ups")
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -18,6 +18,7 @@ import uuid
 from collections import OrderedDict
 from typing import Protocol
 
+from bots.common.user_index import erase_indexed
 from thumbloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -148,15 +149,7 @@ class RedisSlackState:
         return uuid.UUID(found.decode() if isinstance(found, bytes) else str(found))
 
     async def forget(self, user: str) -> int:
-        index = self._index(user)
-        try:
-            keys = list(await self._redis.smembers(index))
-            removed = int(await self._redis.delete(*keys)) if keys else 0
-            await self._redis.delete(index)
-        except Exception as exc:  # what is left still expires with its TTL
-            log.error("reply index of a forgotten user not erased (%s)", type(exc).__name__)
-            return 0
-        return removed
+        return await erase_indexed(self._redis, self._index(user), "reply index")
 
     async def aclose(self) -> None:
         await self._redis.aclose()

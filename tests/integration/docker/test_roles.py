@@ -69,7 +69,7 @@ def _as_server_user(argv: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return argv
     if shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser: cannot start a private PostgreSQL")
+        pytest.fail("running as root without runuser (util-linux): no private PostgreSQL")
     return ["runuser", "-u", "postgres", "--", *argv]
 
 
@@ -79,7 +79,7 @@ def private_postgres(work: Path) -> Iterator[tuple[str, int]]:
     superuser `postgres` and the database `thumbloop`."""
     pg = _pg_bin()
     if pg is None:
-        pytest.skip("no initdb on this machine")
+        pytest.fail("no initdb on this machine: install PostgreSQL's server binaries (postgresql)")
     home = work / "pg"
     home.mkdir()
     if os.geteuid() == 0:
@@ -210,7 +210,7 @@ def test_each_database_role_can_do_only_its_part(
 def private_redis(work: Path, secrets: dict[str, str]) -> Iterator[int]:
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("no redis-server on this machine")
+        pytest.fail("no redis-server on this machine: install redis-server")
     acl = work / "redis_acl"
     acl.write_text(secrets["redis_acl"] + "\n")
     port = free_port()
