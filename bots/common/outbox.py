@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import json
 import logging
-import sqlite3
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,78 +29,13 @@ from typing import Any
 
 from kombu.exceptions import OperationalError
 
+from bots.common.spool import Spool
 from thumbloop.queue import TaskSender
 
 log = logging.getLogger(__name__)
 
 # A broker outage; anything else a send raises is about the item itself.
 RETRYABLE: tuple[type[BaseException], ...] = (OperationalError, OSError, TimeoutError)
-
-
-def spool_path(home: Path, platform: str) -> Path:
-    """Where a bot keeps its unsent tasks: one file per platform under the Thumbloop home."""
-    return home / "outbox" / f"{platform}.sqlite"
-
-
-class _Spool:
-    """The outbox's items on disk: one row each, in submit order.
-
-    One process owns a spool file at a time (an exclusive ``flock`` on a lock file beside it,
-    released by the kernel when the process dies). A second bot on the same home and platform
-    takes the next free slot (``telegram-1.sqlite``, ...) instead of sending the first one's
-    rows twice; whoever starts later on a free slot sends what a dead owner left there."""
-
-    SLOTS = 16
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for slot in range(self.SLOTS):
-            candidate = path if slot == 0 else path.with_stem(f"{path.stem}-{slot}")
-            lock = candidate.with_name(candidate.name + ".lock").open("a")
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                lock.close()
-                continue
-            self.path, self._lock = candidate, lock
-            break
-        else:
-            raise RuntimeError(f"all {self.SLOTS} outbox spools beside {path} are in use")
-        # used from the bot's event loop only, which may not be the thread that built it
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # survives a process crash, not power loss
-        # rows hold users' messages: overwrite them when deleted, so no copy lingers in the file
-        self._db.execute("PRAGMA secure_delete=ON")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS outbox "
-            "(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, kwargs TEXT NOT NULL)"
-        )
-
-    def load(self) -> list[tuple[int, str, dict[str, Any]]]:
-        rows = self._db.execute("SELECT id, name, kwargs FROM outbox ORDER BY id").fetchall()
-        return [(int(i), str(n), json.loads(k)) for i, n, k in rows]
-
-    def add(self, name: str, kwargs: dict[str, Any]) -> int:
-        cur = self._db.execute(
-            "INSERT INTO outbox (name, kwargs) VALUES (?, ?)", (name, json.dumps(kwargs))
-        )
-        return int(cur.lastrowid or 0)
-
-    def remove(self, item_id: int) -> None:
-        self._db.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
-
-    def compact(self) -> None:
-        """Fold the write-ahead log into the file and empty it. ``secure_delete`` overwrites a
-        deleted row in the database file, but the log still holds the frames that wrote it (a
-        user's message) until a checkpoint: called whenever the line is empty, so nothing sent
-        stays on disk."""
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def close(self) -> None:
-        self.compact()
-        self._db.close()
-        self._lock.close()
 
 
 class Outbox:
@@ -119,7 +51,7 @@ class Outbox:
         self.sender = sender
         self.max_pending = max_pending
         self.retry_initial_s, self.retry_max_s = retry_initial_s, retry_max_s
-        self._spool = _Spool(spool) if spool is not None else None
+        self._spool = Spool(spool) if spool is not None else None
         # (spool row id or 0, task name, kwargs)
         self._items: deque[tuple[int, str, dict[str, Any]]] = deque(
             self._spool.load() if self._spool else ()

@@ -40,8 +40,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bots.common.followup_store import make_followup_store
 from bots.common.history import History, make_history
-from bots.common.outbox import Outbox, spool_path
+from bots.common.outbox import Outbox
 from bots.common.signing import SigningKeys
+from bots.common.spool import spool_path
 from bots.slack.convert import CHOICE_ACTION, VOTE_ACTION
 from bots.slack.handlers import SlackHandlers
 from bots.slack.state import SlackState, make_slack_state

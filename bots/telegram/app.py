@@ -5,7 +5,8 @@
 :func:`run_polling` and :func:`run_webhook` run it the way python-telegram-bot runs any bot.
 The pieces live beside this module: pure checks (``convert``), handlers (``handlers``), reply
 references (``state``) and the texts and keyboards (``texts``); the queue outbox is
-:mod:`bots.common.outbox`.
+:mod:`bots.common.outbox`, and the spool of updates received but not yet handled
+:mod:`bots.telegram.inbox`.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from telegram.ext import (
 
 from bots.common.followup_store import make_followup_store
 from bots.common.history import make_history
-from bots.common.outbox import Outbox, spool_path
+from bots.common.outbox import Outbox
 from bots.common.signing import SigningKeys
+from bots.common.spool import Spool, spool_path
 from bots.telegram import texts
 from bots.telegram.handlers import TelegramDeps, TelegramHandlers
+from bots.telegram.inbox import DurableApplication, DurableUpdateQueue, replay
 from bots.telegram.state import make_reply_refs
 from serving.client import ServingClient
 from thumbloop.identity import KeyConfigError, Keys, check_keys
@@ -181,6 +184,8 @@ def build_application(
         .base_file_url(settings.bots.telegram_base_file_url)
         .rate_limiter(AIORateLimiter(max_retries=options.flood_retries))
         .concurrent_updates(True)
+        .application_class(DurableApplication)
+        .update_queue(DurableUpdateQueue(Spool(spool_path(settings.home, "telegram", "inbox"))))
         .post_init(_starter(deps))
         .post_shutdown(_closer(deps))
         .build()
@@ -222,6 +227,7 @@ def _starter(
     async def start(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         deps.outbox.start()  # what an earlier run left unsent goes out first
         await register_commands(app)
+        await replay(app)  # and what it received but did not handle, before any new update
 
     return start
 
@@ -230,6 +236,8 @@ def _closer(
     deps: TelegramDeps,
 ) -> Callable[[Application[Any, Any, Any, Any, Any, Any]], Coroutine[Any, Any, None]]:
     async def close(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        if isinstance(app.update_queue, DurableUpdateQueue):
+            app.update_queue.close()
         await deps.outbox.aclose()
         for resource in (deps.serving, deps.refs, deps.followups, deps.history):
             aclose = getattr(resource, "aclose", None)

@@ -31,6 +31,18 @@ from bots.common.signing import (
 )
 from bots.telegram import texts
 
+# uuid5 namespace of the interactions answered on Telegram (any fixed UUID: it only has to differ
+# from other platforms' and never change)
+_INTERACTIONS = uuid.UUID("5d0f6a0e-3b1c-4a57-9a57-7e1e6c0a7f21")
+
+
+def message_interaction_id(conversation: str, message_id: int) -> uuid.UUID:
+    """The interaction a reply to this message records: the same each time the message is
+    handled (a bot killed after replying handles it again on restart, see
+    :mod:`bots.telegram.inbox`), so a second handling stores no second interaction.
+    ``conversation`` is the chat's HMAC, never its raw id."""
+    return uuid.uuid5(_INTERACTIONS, f"{conversation}:{message_id}")
+
 
 @dataclass(frozen=True)
 class VoteChoice:

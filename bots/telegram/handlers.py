@@ -33,6 +33,7 @@ from bots.telegram.convert import (
     ForgetChoice,
     emojis_of,
     is_addressed,
+    message_interaction_id,
     message_ref,
     parse_callback,
     reaction_vote,
@@ -141,6 +142,8 @@ class TelegramHandlers:
         prediction = await self._predict(bot, message, text, conversation)
         if prediction is None:
             return
+        iid = message_interaction_id(conversation, message.message_id)
+        prediction = prediction.model_copy(update={"interaction_id": iid})
         followup = fu.plan(prediction, conversation)
         await self.deps.followups.offer(prediction.interaction_id, followup, asker=user)
         reply = await message.reply_text(

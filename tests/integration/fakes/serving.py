@@ -95,12 +95,6 @@ class ScriptedServing:
             ]
         )
 
-    def interaction_for(self, text: str) -> uuid.UUID:
-        with self.lock:
-            return next(
-                p.interaction_id for p in reversed(self.predicted) if p.reply.text.endswith(text)
-            )
-
 
 @contextmanager
 def run_scripted_serving(intents: set[str]) -> Iterator[tuple[ScriptedServing, str]]:

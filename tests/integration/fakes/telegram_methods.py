@@ -69,6 +69,11 @@ class BotApiMethods:
             return kind not in DEFAULT_EXCLUDED
         return kind in self.allowed_updates
 
+    def pending(self) -> list[JSONDict]:
+        """The updates not confirmed yet (what ``getUpdates`` would send again)."""
+        with self._lock:
+            return [dict(u) for u in self._pending]
+
     async def _get_updates(self, p: JSONDict) -> list[JSONDict]:
         with self._lock:
             if self.webhook is not None:

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from kombu.exceptions import OperationalError
 
-from bots.common.outbox import Outbox, spool_path
+from bots.common.outbox import Outbox
+from bots.common.spool import spool_path
 
 ROOT = Path(__file__).resolve().parents[4]
 
