@@ -4,6 +4,7 @@
     python -m bench.chaos --full            # the issue's sizes (2,000 votes / 20 kills, ...)
     python -m bench.chaos --only a,d --backend production --outages 30,180
 
+(g) drives a real Telegram bot process (``bench/chaos_bot.py``) and so needs ``--model`` too.
 Backends: ``embedded`` (SQLite database + SQLite broker, no server), ``production``
 (PostgreSQL + Redis as broker and for posteriors) and ``rabbitmq`` (the same, RabbitMQ as
 broker). Scenarios (e), (f) and (h) run serving alone (``--model``; ``bench/chaos_serving.py``,
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.chaos_alias import alias_moves
+from bench.chaos_bot import bot_outage
 from bench.chaos_scenarios import (
     Result,
     duplicate_deliveries,
@@ -56,6 +58,7 @@ SHORT: dict[str, dict[str, Any]] = {
     "d": {"outages": [10.0], "read_only_s": 10.0},
     "e": {"kills": 3, "every_s": 4.0, "stop_s": 6.0, "hang_timeout_s": 2.0},
     "f": {"seconds": 10.0, "factor": 3.0},
+    "g": {"n_updates": 300, "outage_s": 30.0, "kills": 2},
     "h": {"every_s": 3.0, "outage_s": 3.0},
 }
 FULL: dict[str, dict[str, Any]] = {
@@ -67,6 +70,7 @@ FULL: dict[str, dict[str, Any]] = {
     # full batch on a slow CPU: a 30 s stop would end before it)
     "e": {"kills": 12, "every_s": 10.0, "stop_s": 30.0, "hang_timeout_s": 5.0},
     "f": {"seconds": 60.0, "factor": 3.0},
+    "g": {"n_updates": 5000, "outage_s": 600.0, "kills": 2, "users": 100},
     "h": {"every_s": 5.0, "outage_s": 10.0},
 }
 
@@ -89,8 +93,8 @@ def stack(kind: str, root: Path) -> Iterator[tuple[Backend, PrivatePostgres | No
 Plan = Callable[[Backend, PrivatePostgres | None, PrivateRedis | None], Result]
 
 
-def plan(name: str, size: dict[str, Any]) -> list[Plan]:
-    """The runs of one scenario at one size."""
+def plan(name: str, size: dict[str, Any], model: str | None = None) -> list[Plan]:
+    """The runs of one scenario at one size (``model``: the bundle (g)'s serving runs)."""
 
     def a(b: Backend, pg: PrivatePostgres | None, rd: PrivateRedis | None) -> Result:
         return worker_kills(b, size["n_votes"], size["n_kills"])
@@ -117,17 +121,29 @@ def plan(name: str, size: dict[str, Any]) -> list[Plan]:
         return [c]
     if name == "d":
         return [d(s, "stopped") for s in size["outages"]] + [d(size["read_only_s"], "read-only")]
-    raise SystemExit(f"unknown scenario {name!r} (this suite has a, b, c, d)")
+    if name == "g":
+
+        def g(b: Backend, pg: PrivatePostgres | None, rd: PrivateRedis | None) -> Result:
+            from bench.harness import resolve_bundle  # torch: only where a model is served
+
+            return bot_outage(b, resolve_bundle(model), **size)
+
+        return [g]
+    raise SystemExit(f"unknown scenario {name!r} (this suite has a, b, c, d, g)")
 
 
 def run(
-    scenarios: list[str], backends: list[str], sizes: dict[str, dict[str, Any]], root: Path
+    scenarios: list[str],
+    backends: list[str],
+    sizes: dict[str, dict[str, Any]],
+    root: Path,
+    model: str | None = None,
 ) -> Iterator[Result]:
     for kind in backends:
-        for name in (s for s in scenarios if s in "abcd"):
+        for name in (s for s in scenarios if s in "abcdg"):
             if name in ("c", "d") and kind == "embedded":
                 continue  # no server to pause or stop: SQLite is a file in the process
-            for one in plan(name, sizes[name]):
+            for one in plan(name, sizes[name], model):
                 with stack(kind, root) as (backend, pg, rd):
                     result = one(backend, pg, rd)
                 verdict = "PASS" if result.passed else "FAIL"
@@ -191,7 +207,7 @@ def write_doc(rows: list[dict[str, Any]], path: Path = DOC) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the issue's sizes (long)")
-    parser.add_argument("--only", default="a,b,c,d,e,f,h", help="scenarios, e.g. a,c")
+    parser.add_argument("--only", default="a,b,c,d,e,f,g,h", help="scenarios, e.g. a,c")
     parser.add_argument(
         "--backend",
         choices=["embedded", "production", "rabbitmq", "both", "all"],
@@ -204,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--model",
-        help="(e): the bundle serving runs (a path or models:/…; default the champion of "
-        "THUMBLOOP_HOME)",
+        help="(e), (f), (g), (h): the bundle serving runs (a path or models:/…; default the "
+        "champion of THUMBLOOP_HOME)",
     )
     parser.add_argument("--no-save", action="store_true", help="print only")
     args = parser.parse_args(argv)
@@ -217,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = [s.strip() for s in args.only.split(",") if s.strip()]
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="thumbloop-chaos-") as root:
-        results = list(run(scenarios, backends, sizes, Path(root)))
+        results = list(run(scenarios, backends, sizes, Path(root), args.model))
     # serving alone: no backend to vary
     serving: dict[str, Callable[..., Result]] = {
         "e": model_process_faults,

@@ -418,7 +418,7 @@ def bot_outage(
         f"{apologies}); lost {len(lost)}, extra {len(extra)}, unexpected {len(unexpected)}; "
         f"{replayed} updates handled again after the kills, {resent} tasks sent from the "
         f"spool, {outbox_dropped} dropped by the outbox; all stored {stored_at:.0f} s after "
-        "the broker came back",
+        + ("the broker came back" if outage_gate else "the traffic ended"),
         passed,
         time.monotonic() - begin,
         details,
