@@ -209,6 +209,8 @@ def test_a_forgotten_users_canary_is_found_nowhere(
     group_history = clean_redis.lrange(f"thumbloop:history:{h(group['id'])}", 0, -1)
     assert len(group_history) == 6, "the others' turns (three messages and replies) stay"
     assert files_with(home / "outbox", CANARY) == []
+    assert (home / "inbox").is_dir(), "the bot keeps its updates there until handled"
+    assert files_with(home / "inbox", CANARY) == []
     assert result_backend_hits(tmp_path_factory.getbasetemp(), CANARY) == []
     assert log_hits(caplog.records, CANARY) == []
 
