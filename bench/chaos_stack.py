@@ -79,7 +79,8 @@ class Worker:
 
     def start(self) -> None:
         cmd = [sys.executable, "-m", "thumbloop", "worker", "--concurrency", "1"]
-        cmd += ["--loglevel", os.environ.get("CHAOS_WORKER_LOGLEVEL", "WARNING"), "--beat" if self.beat else "--no-beat"]
+        level = os.environ.get("CHAOS_WORKER_LOGLEVEL", "WARNING")  # INFO: every task's fate
+        cmd += ["--loglevel", level, "--beat" if self.beat else "--no-beat"]
         log_path = self.backend.home / f"worker-{uuid.uuid4().hex[:6]}.log"
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(

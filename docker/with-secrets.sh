@@ -4,7 +4,7 @@
 # `target: THUMBLOOP_DATABASE_URL`, `target: MLFLOW_TRACKING_PASSWORD`, ...) becomes that
 # variable, then the command runs. So a service sees only the secrets mounted into it, and they
 # stay out of `docker inspect` and out of a shared .env. Files whose names are not upper-case
-# variable names (redis_users.acl, ...) are left to the service that reads them.
+# variable names (redis_acl, rabbitmq_definitions, ...) are left to the service that reads them.
 #
 #   docker compose -f docker/compose.yaml run --rm worker thumbloop models      # goes through here
 #   docker compose -f docker/compose.yaml exec worker sh /app/docker/with-secrets.sh thumbloop models

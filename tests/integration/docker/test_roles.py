@@ -1,60 +1,27 @@
 """The production roles for real, on private servers started here (never the shared ones): the
 PostgreSQL init script (docker/postgres/init-roles.sh) and the table grants (docker/db_grants.py)
 give each service's role only what it needs, and Redis with the ACL file docker/make_secrets.py
-writes answers only to the password every service's Redis URL carries."""
+writes lets in only its users (each service's: tests/integration/docker/test_redis_users.py)."""
 
 from __future__ import annotations
 
 import glob
-import importlib.util
 import os
 import shutil
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from urllib.parse import urlsplit
 
 import pytest
 import redis
+import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from tests.integration.docker.conftest import DOCKER, NO_RETRY, ROOT, local_redis
 from tests.integration.servers import free_port
 from thumbloop.store.db import upgrade
-
-ROOT = Path(__file__).resolve().parents[3]
-DOCKER = ROOT / "docker"
-
-
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"docker_{name}", DOCKER / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    """A folder the private servers can reach when they run as another user (pytest's own
-    temporary folders are private to the user running the tests)."""
-    folder = Path(tempfile.mkdtemp(prefix="thumbloop-roles-"))
-    folder.chmod(0o755)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def secrets(work: Path) -> dict[str, str]:
-    folder = work / "secrets"
-    _script("make_secrets").make(folder)
-    folder.chmod(0o755)  # the init script runs as the server's user here
-    return {p.name: p.read_text(encoding="utf-8").strip() for p in folder.iterdir()}
 
 
 def _pg_bin() -> Path | None:
@@ -206,47 +173,30 @@ def test_each_database_role_can_do_only_its_part(
     assert _can(owner, "CREATE TABLE owners_only (i int)")
 
 
-@pytest.fixture
-def private_redis(work: Path, secrets: dict[str, str]) -> Iterator[int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("no redis-server on this machine: install redis-server")
-    acl = work / "redis_acl"
-    acl.write_text(secrets["redis_acl"] + "\n")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--aclfile", str(acl)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                redis.Redis(port=port).ping()
-            except redis.AuthenticationError:
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline and proc.poll() is None, "redis did not start"
-                time.sleep(0.1)
-            except redis.ResponseError:
-                break
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def test_redis_answers_only_with_the_password_the_urls_carry(
-    private_redis: int, secrets: dict[str, str]
+def test_redis_lets_in_only_its_users(
+    private_redis: int, secrets: dict[str, str], work: Path
 ) -> None:
-    with pytest.raises((redis.AuthenticationError, redis.ResponseError), match=r"(?i)auth"):
-        redis.Redis(port=private_redis).set("injected", "task")
-    with pytest.raises((redis.AuthenticationError, redis.ResponseError)):
-        redis.Redis(port=private_redis, password="wrong").ping()
-    for name in ("redis_broker_url", "redis_result_url", "redis_state_url"):
-        url = secrets[name].replace("@redis:6379/", f"@127.0.0.1:{private_redis}/")
-        assert urlsplit(url).password == secrets["redis_password"]
-        client = redis.Redis.from_url(url)
-        assert client.ping() and client.set(name, "ok")
-        client.close()
+    with pytest.raises(redis.AuthenticationError):  # a client that names no user
+        redis.Redis(port=private_redis, retry=NO_RETRY).set("injected", "task")
+    for user, password in (("default", ""), ("worker", "wrong"), ("nobody", "x")):
+        client = redis.Redis(port=private_redis, username=user, password=password, retry=NO_RETRY)
+        with pytest.raises(redis.AuthenticationError):
+            client.ping()
+    for name in (n for n in secrets if n.endswith(("_redis_url", "_result_url"))):
+        url = urlsplit(local_redis(secrets[name], private_redis))
+        assert url.password == secrets[f"redis_{url.username}_password"], name
+        # logged in (AUTH and SELECT passed), and refused even a PING: it needs none
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            redis.Redis.from_url(url.geturl()).ping()
+    # compose's health check, with its secret where compose mounts it
+    services = yaml.safe_load((DOCKER / "compose.yaml").read_text(encoding="utf-8"))["services"]
+    kind, command = services["redis"]["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    command = command.replace("$$", "$").replace("/run/secrets/", f"{work / 'secrets'}/")
+    command = command.replace("redis-cli ", f"redis-cli -p {private_redis} ")
+    assert subprocess.run(["sh", "-c", command], capture_output=True).returncode == 0
+    health = redis.Redis(
+        port=private_redis, username="healthcheck", password=secrets["redis_healthcheck_password"]
+    )
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        health.get("thumbloop:history:anything")

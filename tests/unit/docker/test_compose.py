@@ -1,6 +1,7 @@
 """docker/compose.yaml cannot rot: its commands parse with the real CLIs, its settings are fields
 of Settings, its ports agree, and the topology rules hold (health checks, one beat, GPU roles).
 Nothing is run and Docker is not needed: the files are read and the click commands parse argv.
+Who may do what (secrets, database roles, Redis and RabbitMQ users): test_least_privilege.py.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ ENV_EXAMPLE = (DOCKER / ".env.example").read_text(encoding="utf-8")
 SERVICES: dict[str, dict[str, Any]] = yaml.safe_load(COMPOSE_TEXT)["services"]
 # the services that run something other than the `thumbloop` CLI, and what
 NOT_THUMBLOOP = {
+    "rabbitmq": "the image's rabbitmq-server (docker/rabbitmq/thumbloop.conf)",
     "redis": "redis-server",
     "postgres": "the image's own entrypoint",
     "mlflow": "mlflow server (docker/mlflow-entrypoint.sh)",
@@ -237,20 +239,6 @@ def test_env_example_lists_every_variable_compose_reads() -> None:
     assert required <= set_lines, "required variables need an (uncommented) placeholder"
 
 
-def test_every_secret_setting_is_mounted_or_documented() -> None:
-    """Each secret setting is a compose secret of some service, or docker/README.md says how to
-    add it (the optional ones: webhook and signing secrets, the previous signing key, ...)."""
-    secrets = {
-        f"THUMBLOOP_{name.upper()}"
-        for name, field in Settings.fields().items()
-        if "SecretStr" in str(field.annotation)
-    }
-    assert {"THUMBLOOP_TELEGRAM_TOKEN", "THUMBLOOP_SLACK_BOT_TOKEN"} <= secrets
-    mounted = {t for svc in SERVICES.values() for t in secret_targets(svc)}
-    readme = (DOCKER / "README.md").read_text(encoding="utf-8")
-    assert not {s for s in secrets - mounted if s not in readme}
-
-
 def test_service_addresses_name_services_and_ports_agree(
     parsed: dict[str, tuple[tuple[str, ...], dict[str, Any]]],
 ) -> None:
@@ -407,155 +395,3 @@ def test_cpu_override_resets_every_gpu_reservation() -> None:
     assert reset == {name for name, svc in SERVICES.items() if gpu_devices(svc)}
     for name in reset:
         assert services[name]["build"]["dockerfile"] == "docker/Dockerfile", name
-
-
-# Least privilege: what each service is given, and nothing more. A change here is a change of
-# who can do what in production: review it as one.
-SECRETS_OF = {
-    "redis": {"redis_acl", "redis_password"},
-    "postgres": {
-        "postgres_password",
-        "db_owner_password",
-        "db_learning_password",
-        "db_review_password",
-        "db_serving_password",
-        "db_mlflow_password",
-    },
-    "mlflow": {
-        "mlflow_backend_uri",
-        "mlflow_auth_uri",
-        "mlflow_admin_password",
-        "mlflow_flask_secret",
-    },
-    "mlflow-user-learning": {"mlflow_admin_password", "mlflow_learning_password"},
-    "mlflow-user-serving": {"mlflow_admin_password", "mlflow_serving_password"},
-    "migrate": {"owner_database_url"},
-    "db-grants": {"owner_database_url"},
-    "seed": {"learning_database_url", "mlflow_learning_password"},
-    "serving": {"redis_state_url", "mlflow_serving_password"},
-    **{
-        celery: {
-            "learning_database_url",
-            "redis_broker_url",
-            "redis_result_url",
-            "redis_state_url",
-            "mlflow_learning_password",
-        }
-        for celery in ("worker", "trainer", "beat")
-    },
-    "telegram": {"redis_broker_url", "redis_state_url", "id_key", "signing_key", "telegram_token"},
-    "slack": {
-        "redis_broker_url",
-        "redis_state_url",
-        "id_key",
-        "signing_key",
-        "slack_bot_token",
-        "slack_app_token",
-    },
-    "review": {"review_database_url"},
-}
-BOTS = ("telegram", "slack")
-
-
-def test_each_service_mounts_exactly_its_own_secrets() -> None:
-    got = {name: set(secret_targets(svc).values()) for name, svc in SERVICES.items()}
-    assert got == SECRETS_OF
-    declared = yaml.safe_load(COMPOSE_TEXT)["secrets"]
-    assert set(declared) == {s for sources in SECRETS_OF.values() for s in sources}
-    assert all(spec == {"file": f"./secrets/{name}"} for name, spec in declared.items())
-    # and docker/make_secrets.py writes exactly those files
-    assert set(load_script("make_secrets").ALL) == set(declared)
-
-
-def test_no_secret_travels_in_the_environment_or_the_env_file() -> None:
-    secretish = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY\b|_URL\b|_URI\b|BACKEND")
-    allowed = {"THUMBLOOP_SERVING_URL", "THUMBLOOP_MLFLOW_TRACKING_URI", "POSTGRES_PASSWORD_FILE"}
-    for name, svc in SERVICES.items():
-        for key in environment(svc):
-            assert key in allowed or not secretish.search(key), f"{name}: {key} in environment"
-        for env_file in svc.get("env_file") or []:
-            assert isinstance(env_file, dict) and env_file["required"] is False, name
-    assignments = re.findall(r"^([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE, flags=re.M)
-    assert not [a for a in assignments if secretish.search(a) and a not in allowed]
-    assert "${" not in "".join(
-        str(v)
-        for svc in SERVICES.values()
-        for v in (svc.get("environment") or {}).values()
-        if ":?" in str(v)
-    ), "no required (secret) variable is interpolated from .env any more"
-
-
-def test_the_bots_reach_neither_the_database_nor_mlflow() -> None:
-    values = secret_values()
-    for bot in BOTS:
-        env = service_env(bot, values)
-        assert "THUMBLOOP_DATABASE_URL" not in env, bot
-        assert "THUMBLOOP_RESULT_BACKEND" not in env, bot
-        assert not [k for k in env if k.startswith("MLFLOW_")], bot
-        assert not [k for k in env if k.startswith("THUMBLOOP_MLFLOW")], bot
-        # the other platform's tokens are not theirs either
-        other = "SLACK" if bot == "telegram" else "TELEGRAM"
-        assert not [k for k in env if k.startswith(f"THUMBLOOP_{other}")], bot
-
-
-def test_only_the_learning_side_can_register_or_move_an_alias() -> None:
-    holders = {
-        n
-        for n, svc in SERVICES.items()
-        if "mlflow_learning_password" in secret_targets(svc).values()
-    }
-    assert holders == {"worker", "trainer", "beat", "seed", "mlflow-user-learning"}
-    users = load_script("mlflow_users").build_parser()
-    learning = users.parse_args(argv_of(SERVICES["mlflow-user-learning"]["command"])[2:])
-    serving = users.parse_args(argv_of(SERVICES["mlflow-user-serving"]["command"])[2:])
-    assert learning.admin and not serving.admin and serving.model is None
-    assert learning.username != serving.username
-    # serving reads with the default permission: READ, which neither tags nor moves an alias
-    assert environment(SERVICES["mlflow"])["MLFLOW_AUTH_DEFAULT_PERMISSION"] == "READ"
-    assert "THUMBLOOP_DATABASE_URL" not in service_env("serving", secret_values())
-
-
-def test_database_roles_are_per_service_and_made_by_the_init_script() -> None:
-    values = secret_values()
-    script = (DOCKER / "postgres" / "init-roles.sh").read_text(encoding="utf-8")
-    mounts = [str(v) for v in SERVICES["postgres"]["volumes"]]
-    assert "./postgres/init-roles.sh:/docker-entrypoint-initdb.d/10-roles.sh:ro" in mounts
-    roles = {}
-    for name in thumbloop_services() | {"db-grants": []}:
-        url = service_env(name, values).get("THUMBLOOP_DATABASE_URL")
-        if url:
-            parts = urlsplit(url)
-            roles[name] = parts.username
-            assert parts.password and parts.password in values.values()
-            password_file = next(k for k, v in values.items() if v == parts.password)
-            # the role is made with the password its URL carries
-            assert f'/{password_file}"`\nALTER ROLE {parts.username} ' in script, name
-            assert password_file in secret_targets(SERVICES["postgres"]).values()
-    assert roles == {
-        "migrate": "thumbloop_owner",
-        "db-grants": "thumbloop_owner",
-        "seed": "thumbloop_learning",
-        "worker": "thumbloop_learning",
-        "trainer": "thumbloop_learning",
-        "beat": "thumbloop_learning",
-        "review": "thumbloop_review",
-    }
-    superuser = environment(SERVICES["postgres"])["POSTGRES_USER"]
-    assert superuser not in roles.values()
-    assert "REVOKE ALL ON DATABASE" in script and "FROM PUBLIC" in script
-
-
-def test_redis_requires_a_password_that_every_redis_url_carries() -> None:
-    values = secret_values()
-    argv = argv_of(SERVICES["redis"]["command"])
-    assert argv[argv.index("--aclfile") + 1] == "/run/secrets/redis_acl"
-    import hashlib
-
-    digest = hashlib.sha256(values["redis_password"].encode()).hexdigest()
-    assert values["redis_acl"] == f"user default on sanitize-payload #{digest} ~* &* +@all"
-    assert "redis://redis" not in COMPOSE_TEXT, "a Redis URL without the password"
-    for name in thumbloop_services():
-        for key, value in service_env(name, values).items():
-            if value.startswith("redis://"):
-                assert urlsplit(value).password == values["redis_password"], (name, key)
-    assert "REDISCLI_AUTH" in " ".join(healthcheck_argv(SERVICES["redis"]))

@@ -4,6 +4,7 @@ load_secrets turn /run/secrets/<VARIABLE> into that variable, and nothing else."
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -16,7 +17,7 @@ def _mounted(folder: Path) -> Path:
     folder.mkdir()
     (folder / "THUMBLOOP_DATABASE_URL").write_text("postgresql://u:p@postgres/db\n")
     (folder / "MLFLOW_TRACKING_PASSWORD").write_text("s3cr3t")
-    (folder / "redis_acl").write_text("user default on #abc ~* &* +@all\n")  # the file itself
+    (folder / "redis_acl").write_text("user default off\n")  # the file itself
     (folder / "lower_case").write_text("not a variable")
     (folder / "9STARTS_WITH_A_DIGIT").write_text("x")
     return folder
@@ -71,10 +72,49 @@ def test_make_secrets_writes_each_once_and_derives_the_urls(tmp_path: Path) -> N
     assert all(len(values[n]) == 64 for n in make.RANDOM)
     assert all(values[n] == "" for n in make.TOKENS)  # filled in by hand
     assert values["db_learning_password"] in values["learning_database_url"]
-    assert values["redis_password"] in values["redis_broker_url"]
+    assert values["redis_worker_password"] in values["worker_redis_url"]
+    assert values["rabbitmq_telegram_password"] in values["telegram_broker_url"]
     # a second run keeps every secret, and fills in only what is missing
     (folder / "telegram_token").write_text("123:abc\n")
-    (folder / "redis_state_url").unlink()
-    assert make.make(folder) == ["redis_state_url"]
+    (folder / "serving_redis_url").unlink()
+    assert make.make(folder) == ["serving_redis_url"]
     again = {p.name: p.read_text(encoding="utf-8").strip() for p in folder.iterdir()}
     assert again == values | {"telegram_token": "123:abc"}
+
+
+def test_the_rules_files_follow_the_passwords_and_the_rules(tmp_path: Path) -> None:
+    """redis_acl and rabbitmq_definitions are rewritten when they say anything else: an ACL
+    from an earlier release (one password for everything), or a rotated password."""
+    make = load_script("make_secrets")
+    folder = tmp_path / "secrets"
+    make.make(folder)
+    (folder / "redis_acl").write_text("user default on sanitize-payload #abc ~* &* +@all\n")
+    for name in ("rabbitmq_slack_password", "slack_broker_url"):  # rotating slack's user
+        (folder / name).unlink()
+    definitions = (folder / "rabbitmq_definitions").read_text()
+    assert sorted(make.make(folder)) == sorted(
+        ["rabbitmq_slack_password", "slack_broker_url", "redis_acl", "rabbitmq_definitions"]
+    )
+    values = {p.name: p.read_text(encoding="utf-8").strip() for p in folder.iterdir()}
+    assert values["redis_acl"] == make.redis_acl(values)
+    assert "~*" not in values["redis_acl"]
+    rotated = json.loads(values["rabbitmq_definitions"])
+    hashes = {u["name"]: u["password_hash"] for u in rotated["users"]}
+    assert make.rabbit_hash_matches(values["rabbitmq_slack_password"], hashes["slack"])
+    # the others' hashes are salted anew, and still match their unchanged passwords
+    assert values["rabbitmq_definitions"] != definitions.strip()
+    assert make.rabbit_hash_matches(values["rabbitmq_worker_password"], hashes["worker"])
+    assert make.make(folder) == []  # in step now: left alone
+    assert not list(folder.glob(".*.tmp"))
+    assert stat.S_IMODE((folder / "redis_acl").stat().st_mode) == 0o644
+
+
+def test_rabbitmq_password_hashes_are_salted_sha256() -> None:
+    make = load_script("make_secrets")
+    # the worked example of RabbitMQ's docs (Credentials and Passwords, computing a hash)
+    hashed = make.rabbit_hash("test12", bytes.fromhex("908DC60A"))
+    assert hashed == "kI3GCqW5JLMJa4iX1lo7X4D6XbYqlLgxIs30+P6tENUV2POR"
+    assert make.rabbit_hash_matches("test12", hashed)
+    assert not make.rabbit_hash_matches("test13", hashed)
+    assert not make.rabbit_hash_matches("test12", "not base64!")
+    assert make.rabbit_hash("test12") != make.rabbit_hash("test12")  # a new salt each time
