@@ -56,7 +56,9 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default: SQLite file under `home`."
     )
     broker_url: str | None = Field(
-        default=None, description="Celery broker; default: kombu SQLAlchemy transport on SQLite."
+        default=None,
+        description="Celery broker; default: kombu SQLAlchemy transport on SQLite. In production "
+        "amqp:// (RabbitMQ takes back a killed worker's tasks; redis:// can lose one in flight).",
     )
     result_backend: str | None = Field(default=None, description="Celery result backend.")
     redis_url: str | None = Field(
