@@ -319,6 +319,8 @@ def strict_webhook_bodies() -> None:
                 raise tornado.web.HTTPError(400, reason="the body is not UTF-8 JSON") from exc
             if not isinstance(data, dict):
                 raise tornado.web.HTTPError(400, reason="an update is a JSON object")
+            if type(data.get("update_id")) is not int:
+                raise tornado.web.HTTPError(400, reason="an update's update_id is an integer")
             await super().post()
 
     webhookhandler.TelegramHandler = StrictTelegramHandler  # type: ignore[misc]

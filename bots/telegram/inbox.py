@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 _REMEMBERED = 10_000
 
 
+def _spoolable(item: object) -> bool:
+    """An update as Telegram sends them: its id an integer (found by fuzzing the webhook: PTB
+    parses ``{"update_id": {}}`` into an Update, whose id cannot key anything)."""
+    return isinstance(item, Update) and type(item.update_id) is int
+
+
 class DurableUpdateQueue(asyncio.Queue[object]):
     """PTB's update queue, spooled: ``put`` (polling and webhook both use it) returns only after
     the update is on disk."""
@@ -58,7 +64,8 @@ class DurableUpdateQueue(asyncio.Queue[object]):
             )
 
     def put_nowait(self, item: object) -> None:
-        if isinstance(item, Update):
+        if _spoolable(item):
+            assert isinstance(item, Update)
             if item.update_id in self._replayed:
                 self.skipped += 1  # handled by the replay; Telegram had not been told yet
                 return
@@ -66,6 +73,8 @@ class DurableUpdateQueue(asyncio.Queue[object]):
         super().put_nowait(item)
 
     def handled(self, update: Update) -> None:
+        if not _spoolable(update):
+            return
         row = self._rows.pop(update.update_id, None)
         if row is not None:
             self.spool.remove(row)

@@ -103,21 +103,10 @@ def _worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     }
     if settings.redis_url:
         env["THUMBLOOP_REDIS_URL"] = settings.redis_url
+    cmd = [sys.executable, "-m", "thumbloop", "worker", "--no-beat", "--concurrency", "1"]
     with log_path.open("ab") as fh:
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "thumbloop",
-                "worker",
-                "--no-beat",
-                "--concurrency",
-                "1",
-                "--queues",
-                "thumbloop",
-                "--loglevel",
-                "WARNING",
-            ],
+            [*cmd, "--queues", "thumbloop", "--loglevel", "WARNING"],
             cwd=ROOT,
             env=env,
             stdout=fh,

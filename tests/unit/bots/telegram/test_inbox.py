@@ -86,3 +86,16 @@ def test_other_objects_pass_through_without_being_spooled(tmp_path: Path) -> Non
         assert queue.get_nowait() == "stop" and _rows(path) == []
     finally:
         queue.close()
+
+
+def test_an_update_whose_id_is_not_an_integer_is_queued_but_not_spooled(tmp_path: Path) -> None:
+    path = spool_path(tmp_path, "telegram", "inbox")
+    queue = DurableUpdateQueue(Spool(path))
+    odd = Update.de_json({"update_id": {}}, None)
+    try:
+        queue.put_nowait(odd)
+        got = queue.get_nowait()
+        assert got is odd and _rows(path) == []
+        queue.handled(odd)  # nothing to delete, nothing raised
+    finally:
+        queue.close()
