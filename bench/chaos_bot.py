@@ -261,8 +261,9 @@ def bot_outage(
         PASS,
         f"answered {len(answered)}/{len(sent)} (dropped silently {silent}, apologies "
         f"{apologies}); lost {len(lost)}, extra {len(extra)}, unexpected {len(unexpected)}; "
-        f"{replayed} updates handled again after the kills, {resent} tasks sent from the "
-        f"spool, {outbox_dropped} dropped by the outbox; all stored {stored_at:.0f} s after "
+        f"{replayed} updates handled again after the kills, {resent} tasks found unsent in the "
+        f"spool at the restarts (summed), {outbox_dropped} dropped by the outbox; all stored "
+        f"{stored_at:.0f} s after "
         + ("the broker came back" if outage_gate else "the traffic ended"),
         passed,
         time.monotonic() - begin,

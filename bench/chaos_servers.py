@@ -251,6 +251,11 @@ class TcpGate:
     def down(self) -> None:
         server, self._server = self._server, None
         if server is not None:
+            # close() alone does not wake a thread blocked in accept(): on Linux that call goes
+            # on listening and lets one more connection through (a chaos run saw a bot send
+            # through a "down" broker); shutdown() makes it return at once
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)
             server.close()
         with self._lock:
             conns, self._conns = self._conns, []
@@ -265,6 +270,9 @@ class TcpGate:
                 client, _ = server.accept()
             except OSError:
                 return  # closed by down()
+            if self._server is not server:  # taken down while this one came in
+                client.close()
+                return
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
