@@ -58,7 +58,7 @@ SHORT: dict[str, dict[str, Any]] = {
     "d": {"outages": [10.0], "read_only_s": 10.0},
     "e": {"kills": 3, "every_s": 4.0, "stop_s": 6.0, "hang_timeout_s": 2.0},
     "f": {"seconds": 10.0, "factor": 3.0},
-    "g": {"n_updates": 300, "outage_s": 30.0, "kills": 2},
+    "g": {"n_updates": 150, "outage_s": 15.0, "kills": 2, "users": 30},
     "h": {"every_s": 3.0, "outage_s": 3.0},
 }
 FULL: dict[str, dict[str, Any]] = {
