@@ -37,7 +37,7 @@ from sqlalchemy import select
 
 from bench.chaos_scenarios import Result
 from bench.chaos_servers import TcpGate
-from bench.chaos_stack import ROOT, Backend, Worker, settle
+from bench.chaos_stack import ROOT, Backend, Worker, settle, stop_group
 from bench.chaos_traffic import Traffic
 from tests.integration.fakes.telegram_server import FakeBotApi
 from tests.integration.servers import free_port, run_uvicorn
@@ -75,13 +75,7 @@ class BotProcess:
             self.proc.wait(30)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_group(self.proc)
 
     def counted(self, pattern: str) -> int:
         """The sum of the numbers the bot's log printed in lines matching ``pattern``."""
@@ -295,13 +289,7 @@ def _serve(bundle_dir: Path, stack: ExitStack) -> str:
         start_new_session=True,
     )
 
-    def stop() -> None:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            proc.wait(30)
-
-    stack.callback(stop)
+    stack.callback(stop_group, proc)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:

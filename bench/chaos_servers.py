@@ -229,9 +229,9 @@ class TcpGate:
     route does), ``up()`` lets them through again on the same port, so every client keeps the
     URL it started with."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], port: int | None = None) -> None:
         self.target = target
-        self.port = free_port()
+        self.port = port or free_port()
         self._server: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()

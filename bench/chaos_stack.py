@@ -69,6 +69,19 @@ def production(home: Path, db_url: str, redis_url: str, broker_url: str | None =
     return Backend(name, home, db_url, broker_url or redis_url, redis_url)
 
 
+def stop_group(proc: subprocess.Popen[bytes] | None, grace_s: float = 30) -> None:
+    """SIGTERM to a process started in its own session (and its children), SIGKILL after
+    ``grace_s``."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
 class Worker:
     """One ``thumbloop worker`` (a Celery parent and its pool child) in its own process group."""
 
@@ -119,14 +132,7 @@ class Worker:
         return False
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        stop_group(self.proc)
 
 
 class Sender(threading.Thread):

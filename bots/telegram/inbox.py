@@ -72,6 +72,14 @@ class DurableUpdateQueue(asyncio.Queue[object]):
             self._rows[item.update_id] = self.spool.add("update", item.to_dict())
         super().put_nowait(item)
 
+    def replaying(self, update: Update, row: int) -> None:
+        """``update`` (spool row ``row``) is handled by :func:`replay`: its row goes once it is
+        handled, and Telegram's copy of it is skipped."""
+        self._rows[update.update_id] = row
+        self._replayed[update.update_id] = None
+        while len(self._replayed) > _REMEMBERED:
+            self._replayed.popitem(last=False)
+
     def handled(self, update: Update) -> None:
         if not _spoolable(update):
             return
@@ -114,10 +122,7 @@ async def replay(app: Application[Any, Any, Any, Any, Any, Any]) -> int:
     left, queue.left = queue.left, []
     for row, _, data in left:
         update = Update.de_json(data, app.bot)
-        queue._rows[update.update_id] = row
-        queue._replayed[update.update_id] = None
-        while len(queue._replayed) > _REMEMBERED:
-            queue._replayed.popitem(last=False)
+        queue.replaying(update, row)
         await app.process_update(update)
         queue.replayed += 1
     return len(left)
