@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -40,13 +41,19 @@ def start_worker(env: dict[str, str], *, beat: bool = False) -> subprocess.Popen
 
 
 def stop_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Stop as ``docker stop`` does: SIGTERM to the main process alone, so Celery's warm
+    shutdown lets the pool child finish its task (a SIGTERM to the whole group kills that child
+    mid-task: WorkerLostError). Any other signal goes to the group; leftovers get SIGKILL."""
     if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
+        if sig == signal.SIGTERM:
+            os.kill(proc.pid, sig)
+        else:
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    with contextlib.suppress(ProcessLookupError):  # else the whole group is gone
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
 
 
 def worker_env(

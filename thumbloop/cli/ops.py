@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import click
 from pydantic import SecretStr, ValidationError
 
+from bots.forget import RedisUnavailable, erase_bot_state
 from thumbloop import task_names as tasks
 from thumbloop.cli.context import settings_of
 from thumbloop.contracts import Interaction, Vote
@@ -64,7 +66,9 @@ def forget(ctx: click.Context, platform: str, user_id: str) -> None:
     """Erase a user's messages and votes (e.g. on a request by email).
 
     USER_ID is the raw platform id (Telegram user id, Slack member id, chat name); it is hashed
-    here exactly as the bots hash it and sent through the queue like the bots' /forget.
+    here exactly as the bots hash it and sent through the queue like the bots' /forget. With
+    THUMBLOOP_REDIS_URL set, what the bots keep on Redis (history, follow-ups, reply index) is
+    erased here at once.
     """
     settings = settings_of(ctx)
     user = hash_id(resolve_keys(settings).id_key, platform, user_id)
@@ -76,6 +80,19 @@ def forget(ctx: click.Context, platform: str, user_id: str) -> None:
     finally:
         queue.close()
     click.echo(f"queued: forget {platform} user {user[:12]}… (the worker erases it)")
+    try:
+        erased = asyncio.run(erase_bot_state(settings, platform, user))
+    except RedisUnavailable as exc:
+        raise click.ClickException(
+            f"the bots' state on Redis was not erased (Redis unavailable: {exc}); run it again"
+        ) from exc
+    if erased is None:
+        click.echo("bots' state: in each bot's memory only (no THUMBLOOP_REDIS_URL); not erased")
+    else:
+        click.echo(
+            f"bots' state on Redis erased: {erased.turns} history turns, "
+            f"{erased.followups} follow-up entries, {erased.replies} reply references"
+        )
 
 
 def read_backfill(path: Path) -> list[tuple[str, dict[str, Any]]]:
