@@ -2,9 +2,10 @@
 deleted once they are done, read back by the next run when a process died in between.
 
 The outbox (:mod:`bots.common.outbox`) keeps learning tasks the broker has not taken yet; the
-Telegram inbox (:mod:`bots.telegram.inbox`) keeps updates confirmed to Telegram but not yet
-handled. Rows hold users' messages, so a deleted row is overwritten and the write-ahead log is
-emptied whenever nothing is owed.
+inboxes keep what the platform counts as delivered but the bot has not handled yet: Telegram's
+updates (:mod:`bots.telegram.inbox`) and Slack's requests (:mod:`bots.slack.inbox`). Rows hold
+users' messages, so a deleted row is overwritten and the write-ahead log is emptied whenever
+nothing is owed.
 """
 
 from __future__ import annotations

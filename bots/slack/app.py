@@ -9,8 +9,9 @@ Two ways in, as bolt offers them:
   Bodies over ``MAX_BODY_BYTES`` are refused (413) before anything reads or verifies them.
 
 Listeners are thin: each hands its payload to a handler. Cross-cutting concerns are tiny
-middleware (repeat deliveries). The Web API client retries 429s after ``Retry-After`` and
-connection errors (slack_sdk's retry handlers).
+middleware (repeat deliveries, :mod:`bots.slack.middleware`). Every request a listener may take
+stays on disk until it has returned (:mod:`bots.slack.inbox`). The Web API client retries 429s
+after ``Retry-After`` and connection errors (slack_sdk's retry handlers).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -42,10 +44,12 @@ from bots.common.followup_store import make_followup_store
 from bots.common.history import History, make_history
 from bots.common.outbox import Outbox
 from bots.common.signing import SigningKeys
-from bots.common.spool import spool_path
+from bots.common.spool import Spool, spool_path
 from bots.slack.body_limit import BodyLimit
 from bots.slack.convert import CHOICE_ACTION, VOTE_ACTION
 from bots.slack.handlers import SlackHandlers
+from bots.slack.inbox import SlackInbox, is_replay
+from bots.slack.middleware import answer_malformed_with_400, skip_repeated_events
 from bots.slack.state import SlackState, make_slack_state
 from serving.client import ServingClient
 from thumbloop.identity import KeyConfigError, check_keys
@@ -101,54 +105,25 @@ def build_web_client(settings: Settings, *, rate_limit_retries: int = 3) -> Asyn
     )
 
 
-# -- middleware ---------------------------------------------------------------------------
-
-
-def skip_repeated_events(
-    state: SlackState,
-) -> Callable[..., Awaitable[BoltResponse | None]]:
-    """Answer 200 to an Events API delivery whose ``event_id`` was handled already.
-
-    Slack redelivers (``X-Slack-Retry-Num``) when it did not see a 200 in time; the first
-    delivery is still being handled, so the repeat must do nothing.
-    """
-
-    async def middleware(
-        body: dict[str, Any], next_: Callable[[], Awaitable[BoltResponse]]
-    ) -> BoltResponse | None:
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if isinstance(event_id, str) and not await state.claim(f"event:{event_id}"):
-            log.info("repeat delivery of %s ignored", event_id)
-            return BoltResponse(status=200, body="")
-        return await next_()
-
-    return middleware
-
-
-async def answer_malformed_with_400(
-    error: Exception, response: BoltResponse | None
-) -> BoltResponse | None:
-    """Bolt's error handler. Found by fuzzing (tests/fuzz): bolt's own middleware and matchers
-    raise on well-signed payloads of unexpected shapes (an action list that is empty, an event
-    that is a list, ...), and bolt answered those 500. An error raised inside slack_bolt or
-    slack_sdk is the request's fault: 400. An error of ours stays a 500, logged in full."""
-    tb, last = error.__traceback__, None
-    while tb is not None:
-        last, tb = tb, tb.tb_next
-    module = last.tb_frame.f_globals.get("__name__", "") if last is not None else ""
-    if response is not None and module.startswith(("slack_bolt.", "slack_sdk.")):
-        log.warning("a malformed request (%s: %s in %s)", type(error).__name__, error, module)
-        return BoltResponse(status=400, body="malformed request")
-    log.error("a Slack listener failed", exc_info=error)
-    return None
-
-
 # -- the app ------------------------------------------------------------------------------
+
+
+class InboxApp(AsyncApp):
+    """bolt's app, with each request in the inbox from before it is acknowledged until it is
+    handled (:mod:`bots.slack.inbox`); HTTP and Socket Mode both dispatch through here."""
+
+    inbox: SlackInbox | None = None
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        if self.inbox is None:
+            return await super().async_dispatch(req)
+        return await self.inbox.dispatch(super().async_dispatch, req)
 
 
 @dataclass
 class SlackBot:
-    """The bolt app and what it holds open; ``aclose`` drains the outbox and closes clients."""
+    """The bolt app and what it holds open; ``start`` handles what an earlier run left, then
+    starts the outbox; ``aclose`` drains the outbox and closes clients."""
 
     app: AsyncApp
     handlers: SlackHandlers
@@ -156,8 +131,17 @@ class SlackBot:
     serving: ServingClient
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     signing_secret: str | None = None  # HTTP mode: checked before bolt parses a body
+    inbox: SlackInbox | None = None
+
+    async def start(self) -> None:
+        self.outbox.start()  # what an earlier run left unsent goes out first
+        if self.inbox is not None and self.inbox.left:
+            handled = await self.inbox.replay(self.app.async_dispatch)
+            log.info("handled %d Slack request(s) an earlier run had left", handled)
 
     async def aclose(self, drain_timeout_s: float = 5.0) -> None:
+        if self.inbox is not None:
+            self.inbox.close()
         await self.outbox.aclose(drain_timeout_s)
         await self.serving.aclose()
         for close in self.closers:
@@ -166,55 +150,87 @@ class SlackBot:
 
 
 def build_bolt_app(
-    settings: Settings, handlers: SlackHandlers, *, client: AsyncWebClient, http: bool
+    settings: Settings,
+    handlers: SlackHandlers,
+    *,
+    client: AsyncWebClient,
+    http: bool,
+    inbox: SlackInbox | None = None,
 ) -> AsyncApp:
-    """The bolt app with its listeners. ``http`` turns on request signature verification."""
+    """The bolt app with its listeners. ``http`` turns on request signature verification;
+    ``inbox`` keeps each request on disk until its listener has returned."""
     signing_secret = _secret(settings.bots.slack_signing_secret)
     if http and not signing_secret:
         raise SlackConfigError(
             "THUMBLOOP_SLACK_SIGNING_SECRET is not set (HTTP mode verifies every request with it)"
         )
-    app = AsyncApp(
+    app = InboxApp(
         client=client,
         signing_secret=signing_secret or "",
         request_verification_enabled=http,
         process_before_response=False,
         logger=logging.getLogger("bots.slack.app.bolt"),
     )
+    app.inbox = inbox
     app.middleware(skip_repeated_events(handlers.state))
     app.error(answer_malformed_with_400)
+    # a listener guarded so takes its request from the inbox, and deletes it once it returned
+    guard = [inbox.take] if inbox is not None else []
+
+    def handled(context: AsyncBoltContext) -> None:
+        if inbox is not None:
+            inbox.done(context)
 
     async def on_message(
         event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
-        await handlers.on_message(event, context.bot_user_id, client)
+        try:
+            await handlers.on_message(event, context.bot_user_id, client, replay=is_replay(context))
+        finally:
+            handled(context)
 
     # a direct message and an @-mention are answered alike
-    app.event("message")(on_message)
-    app.event("app_mention")(on_message)
+    app.event("message", middleware=guard)(on_message)
+    app.event("app_mention", middleware=guard)(on_message)
 
-    @app.action(re.compile(VOTE_ACTION.pattern))
-    async def on_vote(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()  # Slack's 3-second rule: acknowledge first, work after
-        await handlers.on_vote_click(body, client)
+    @app.action(re.compile(VOTE_ACTION.pattern), middleware=guard)
+    async def on_vote(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        try:
+            await ack()  # Slack's 3-second rule: acknowledge first, work after
+            await handlers.on_vote_click(body, client)
+        finally:
+            handled(context)
 
-    @app.action(re.compile(CHOICE_ACTION.pattern))
-    async def on_choice(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        await handlers.on_choice_click(body, client)
+    @app.action(re.compile(CHOICE_ACTION.pattern), middleware=guard)
+    async def on_choice(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        try:
+            await ack()
+            await handlers.on_choice_click(body, client)
+        finally:
+            handled(context)
 
     async def on_reaction(
         event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
-        await handlers.on_reaction(event, context.bot_user_id, client)
+        try:
+            await handlers.on_reaction(event, context.bot_user_id, client)
+        finally:
+            handled(context)
 
     # the handler tells a vote from a withdrawal by the event's type
-    app.event("reaction_added")(on_reaction)
-    app.event("reaction_removed")(on_reaction)
+    app.event("reaction_added", middleware=guard)(on_reaction)
+    app.event("reaction_removed", middleware=guard)(on_reaction)
 
-    @app.command(COMMAND)
-    async def on_command(ack: AsyncAck, command: dict[str, Any]) -> None:
-        await ack(text=await handlers.on_command(command), response_type="ephemeral")
+    @app.command(COMMAND, middleware=guard)
+    async def on_command(ack: AsyncAck, command: dict[str, Any], context: AsyncBoltContext) -> None:
+        try:
+            await ack(text=await handlers.on_command(command), response_type="ephemeral")
+        finally:
+            handled(context)
 
     return app
 
@@ -266,7 +282,8 @@ def build_slack_bot(
         outbox=outbox,
         followups=followups,
     )
-    app = build_bolt_app(settings, handlers, client=client, http=http)
+    inbox = SlackInbox(Spool(spool_path(settings.home, "slack", "inbox")))
+    app = build_bolt_app(settings, handlers, client=client, http=http, inbox=inbox)
     return SlackBot(
         app=app,
         handlers=handlers,
@@ -274,6 +291,7 @@ def build_slack_bot(
         serving=serving,
         closers=closers,
         signing_secret=_secret(settings.bots.slack_signing_secret),
+        inbox=inbox,
     )
 
 
@@ -301,7 +319,7 @@ def build_http_app(bot: SlackBot, *, max_body_bytes: int = MAX_BODY_BYTES) -> AS
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        bot.outbox.start()  # what an earlier run left unsent goes out first
+        await bot.start()
         try:
             yield
         finally:
@@ -327,7 +345,7 @@ def _signed(verifier: SignatureVerifier, body: bytes, request: Request) -> bool:
 async def run_socket_mode(bot: SlackBot, app_token: str) -> None:
     """Connect over Socket Mode and handle events until cancelled."""
     handler = AsyncSocketModeHandler(bot.app, app_token)
-    bot.outbox.start()
+    await bot.start()
     try:
         await handler.start_async()
     finally:

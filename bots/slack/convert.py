@@ -8,6 +8,7 @@ not for us (a bot's message, an edit, a reaction on someone else's message, …)
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,17 @@ CHOICE_ACTION = re.compile(rf"^{CHOICE_ACTION_PREFIX}([0-3oh])$")
 
 # Slack's canonical names (`thumbsup` is an alias it normalises to `+1`, but accept both).
 REACTION_VALUES: dict[str, int] = {"+1": 1, "thumbsup": 1, "-1": -1, "thumbsdown": -1}
+
+# uuid5 namespace of the interactions answered on Slack (fixed; differs from Telegram's)
+_INTERACTIONS = uuid.UUID("9b3f1c52-6a0e-4d8e-b7c4-2f5e8a1d9c63")
+
+
+def message_interaction_id(conversation: str, ts: str) -> uuid.UUID:
+    """The interaction a reply to the message at ``ts`` records: the same each time the message
+    is handled (a bot killed after replying handles it again on restart, see
+    :mod:`bots.slack.inbox`). ``conversation`` is the channel's HMAC, never its raw id."""
+    return uuid.uuid5(_INTERACTIONS, f"{conversation}:{ts}")
+
 
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#[A-Z0-9]+\|([^>]*)>")

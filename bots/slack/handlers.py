@@ -32,6 +32,7 @@ from bots.common.signing import (
 from bots.slack.convert import (
     Inbound,
     inbound_from_event,
+    message_interaction_id,
     parse_subcommand,
     reaction_change,
     remaining_thumb,
@@ -122,14 +123,22 @@ class SlackHandlers:
     # -- messages -------------------------------------------------------------------------
 
     async def on_message(
-        self, event: Mapping[str, Any], bot_user_id: str | None, client: AsyncWebClient
+        self,
+        event: Mapping[str, Any],
+        bot_user_id: str | None,
+        client: AsyncWebClient,
+        *,
+        replay: bool = False,
     ) -> None:
+        """``replay``: the inbox hands in a message an earlier run claimed but may not have
+        answered (:mod:`bots.slack.inbox`); it is answered even though it was claimed."""
         inbound = inbound_from_event(event, bot_user_id)
         if inbound is None:
             return
         conversation = self._hash(inbound.channel)
         # one reply per message, whichever deliveries (retries, message.im + app_mention) arrive
-        if not await self.state.claim(f"msg:{conversation}:{inbound.ts}"):
+        first = await self.state.claim(f"msg:{conversation}:{inbound.ts}")
+        if not first and not replay:
             self.counters.duplicates += 1
             log.info("message already answered; skipping the repeat delivery")
             return
@@ -150,6 +159,9 @@ class SlackHandlers:
             log.warning("serving refused the message: %s", exc)
             await self._post_plain(client, inbound, REJECTED)
             return
+        # the same id each time this message is handled, so a replay stores no second one
+        iid = message_interaction_id(conversation, inbound.ts)
+        prediction = prediction.model_copy(update={"interaction_id": iid})
         await self._deliver(client, inbound, conversation, key, prediction)
 
     async def _deliver(

@@ -6,6 +6,7 @@ one the test scripted for the message's text, so the ranking a follow-up offers 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -44,6 +45,12 @@ class ScriptedServing:
     answered: list[IntentAnswerRequest] = field(default_factory=list)
     predicted: list[Prediction] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # cleared: predictions wait (a slow model) until it is set again; ``held`` counts them
+    open: threading.Event = field(default_factory=threading.Event)
+    held: int = 0
+
+    def __post_init__(self) -> None:
+        self.open.set()
 
     def says(self, text: str, ranking: Sequence[tuple[str, float]], response_id: str) -> None:
         self.script[text] = (ranking, response_id)
@@ -53,6 +60,11 @@ class ScriptedServing:
             msg = IncomingMessage.model_validate_json(await request.body())
         except ValidationError as exc:
             return JSONResponse({"detail": str(exc)}, 422)
+        if not self.open.is_set():
+            with self.lock:
+                self.held += 1
+            while not self.open.is_set():
+                await asyncio.sleep(0.02)
         ranking, rid = self.script.get(msg.text, ([(OUT_OF_SCOPE, 0.9)], "oos_1+clarify:"))
         top, confidence = ranking[0]
         prediction = Prediction(

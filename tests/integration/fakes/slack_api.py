@@ -267,6 +267,32 @@ def slack_signature(secret: str, timestamp: str, body: str) -> str:
     return "v0=" + digest.hexdigest()
 
 
+def block_actions(
+    user: str, channel: str, message: dict[str, Any], action: dict[str, Any]
+) -> dict[str, Any]:
+    """The payload of a press on ``action`` under ``message``, as Slack sends it."""
+    payload = {
+        "type": "block_actions",
+        "team": {"id": TEAM_ID, "domain": "thumbloop-test"},
+        "user": {"id": user, "username": "someone", "team_id": TEAM_ID},
+        "api_app_id": "A0THUMBLOOP",
+        "token": "deprecated-verification-token",
+        "container": {
+            "type": "message",
+            "message_ts": message["ts"],
+            "channel_id": channel,
+            "is_ephemeral": False,
+        },
+        "trigger_id": "1.2.3",
+        "channel": {"id": channel, "name": "directmessage"},
+        "message": message,
+        "response_url": "https://hooks.slack.invalid/actions/1",
+        # an ``action_ts`` in ``action`` is kept: a redelivered press carries its own again
+        "actions": [{"type": "button", "action_ts": f"{time.time():.6f}", **action}],
+    }
+    return payload
+
+
 class SlackDelivery:
     """Sends what Slack sends to an app's Request URL, signed like Slack signs it."""
 
@@ -318,26 +344,7 @@ class SlackDelivery:
     def block_actions(
         self, user: str, channel: str, message: dict[str, Any], action: dict[str, Any]
     ) -> httpx.Response:
-        payload = {
-            "type": "block_actions",
-            "team": {"id": TEAM_ID, "domain": "thumbloop-test"},
-            "user": {"id": user, "username": "someone", "team_id": TEAM_ID},
-            "api_app_id": "A0THUMBLOOP",
-            "token": "deprecated-verification-token",
-            "container": {
-                "type": "message",
-                "message_ts": message["ts"],
-                "channel_id": channel,
-                "is_ephemeral": False,
-            },
-            "trigger_id": "1.2.3",
-            "channel": {"id": channel, "name": "directmessage"},
-            "message": message,
-            "response_url": "https://hooks.slack.invalid/actions/1",
-            # an ``action_ts`` in ``action`` is kept: a redelivered press carries its own again
-            "actions": [{"type": "button", "action_ts": f"{time.time():.6f}", **action}],
-        }
-        body = urlencode({"payload": json.dumps(payload)})
+        body = urlencode({"payload": json.dumps(block_actions(user, channel, message, action))})
         return self.post(body, "application/x-www-form-urlencoded")
 
     def command(self, text: str, user: str, channel: str = "D0TEST") -> httpx.Response:
