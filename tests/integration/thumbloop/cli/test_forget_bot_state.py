@@ -24,7 +24,7 @@ from thumbloop.identity import hash_id
 
 pytestmark = [pytest.mark.redis]
 
-URL = redis_url(11)
+URL = redis_url(6)
 SECRET = "forget-state-secret"
 PLAN = FollowUp(("refund", "pending"), unhelpful=True, sentiment="negative", conversation="c")
 
