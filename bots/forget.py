@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from bots.common.followup_store import RedisFollowUps
 from bots.common.history import RedisHistory
+from bots.common.keys import LEGACY_PREFIXES, PREFIXES, state_prefix
 from bots.slack.state import RedisSlackState
 from bots.telegram.state import RedisReplyRefs
 from thumbloop.settings import Settings
@@ -46,19 +47,28 @@ async def erase_bot_state(settings: Settings, platform: str, user: str) -> Erase
     finally:
         await probe.aclose()
 
-    history = RedisHistory(url, settings.bots.history_turns, settings.bots.history_ttl_s)
-    followups = RedisFollowUps(url)
-    try:
-        turns = await history.forget(user)
-        if platform == "telegram":
-            # a Telegram private chat has the user's id, so its history key is their digest;
-            # older turns there carry no author, and that chat is all theirs
-            await history.clear(user)
-        picks = await followups.forget(user)
-        replies = await _forget_replies(url, platform, user)
-    finally:
-        await history.aclose()
-        await followups.aclose()
+    turns = picks = 0
+    # the bot's own keys, and where both bots kept these before each had a prefix of its own
+    prefixes = [state_prefix(platform)] if platform in PREFIXES else []
+    for history_prefix, followup_prefix in [
+        *((f"{p}:history", f"{p}:followup") for p in prefixes),
+        (LEGACY_PREFIXES["history"], LEGACY_PREFIXES["followup"]),
+    ]:
+        history = RedisHistory(
+            url, settings.bots.history_turns, settings.bots.history_ttl_s, history_prefix
+        )
+        followups = RedisFollowUps(url, prefix=followup_prefix)
+        try:
+            turns += await history.forget(user)
+            if platform == "telegram":
+                # a Telegram private chat has the user's id, so its history key is their digest;
+                # older turns there carry no author, and that chat is all theirs
+                await history.clear(user)
+            picks += await followups.forget(user)
+        finally:
+            await history.aclose()
+            await followups.aclose()
+    replies = await _forget_replies(url, platform, user)
     return Erased(turns=turns, followups=picks, replies=replies)
 
 

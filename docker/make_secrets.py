@@ -38,9 +38,9 @@ SECRETS = Path(__file__).resolve().parent / "secrets"
 
 # Redis: one ACL user per service, allowed the keys its code touches and the commands it sends;
 # anything else answers NOPERM. The keys are named in serving/replies/posteriors.py,
-# learning/retrain/lock.py, bots/common/history.py and followup_store.py, bots/telegram/state.py,
-# bots/slack/state.py, and by Celery's Redis result backend. (redis-py's CLIENT SETINFO on
-# connecting is refused, which redis-py ignores: Redis before 7.2 rejects an ACL naming it.)
+# learning/retrain/lock.py, bots/common/keys.py (each bot's prefix), and by Celery's Redis
+# result backend. (redis-py's CLIENT SETINFO on connecting is refused, which redis-py ignores:
+# Redis before 7.2 rejects an ACL naming it.)
 _RESULTS = (
     # Celery reads the stored state first (a SUCCESS is never overwritten), then SETEX and a
     # PUBLISH on the key's channel in one MULTI
@@ -54,8 +54,9 @@ _POSTERIORS = (
     # reconcile, and /forget's resync of the user's intents, rewrite hashes in one MULTI
     "+smembers +hgetall +del +srem +multi +exec +discard"
 )
+# each bot's keys (history, follow-ups, its platform's state) share the bot's own prefix
+# (bots/common/keys.py): a bot reads no conversation of the other platform
 _BOT_STATE = (
-    "~thumbloop:history:* ~thumbloop:history-by:* ~thumbloop:followup:* "
     "+get +set +expire +lrange +rpush +ltrim +sadd +smembers +multi +exec +discard "
     # /forget takes the user's turns out of each chat (LREM) and deletes the follow-ups and reply
     # references the user's index sets name: keys of the bot's own patterns
@@ -74,8 +75,8 @@ REDIS_RULES = {
     "beat": f"{_POSTERIORS} {_RESULTS}",  # consumes the default queue: the worker's tasks
     # the single-flight lock: SET NX PX, released by a script that GETs and DELs it
     "trainer": f"~thumbloop:lock:retrain:* +set +get +del +evalsha +script|load {_RESULTS}",
-    "telegram": f"{_BOT_STATE} ~thumbloop:tg:*",
-    "slack": f"{_BOT_STATE} ~thumbloop:slack:*",
+    "telegram": f"~thumbloop:tg:* {_BOT_STATE}",
+    "slack": f"~thumbloop:slack:* {_BOT_STATE}",
 }
 REDIS_HEALTH_USER = "healthcheck"  # the redis service's health check: PING only
 REDIS_STATE_DB, REDIS_RESULT_DB = 2, 1

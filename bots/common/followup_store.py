@@ -22,6 +22,7 @@ from collections import OrderedDict
 from typing import Protocol
 
 from bots.common.followup import FollowUp
+from bots.common.keys import state_prefix
 from bots.common.user_index import erase_indexed
 from thumbloop.settings import Settings
 
@@ -148,7 +149,7 @@ class RedisFollowUps:
     def __init__(
         self,
         url: str,
-        prefix: str = "thumbloop:followup",
+        prefix: str,
         ttl_s: int = FOLLOWUP_TTL_S,
         seen_ttl_s: int = SEEN_TTL_S,
     ) -> None:
@@ -228,7 +229,8 @@ class RedisFollowUps:
         await self._redis.aclose()
 
 
-def make_followup_store(settings: Settings) -> FollowUpStore:
+def make_followup_store(settings: Settings, platform: str) -> FollowUpStore:
+    """``platform``'s follow-ups: on Redis under that bot's own prefix (:mod:`bots.common.keys`)."""
     if settings.redis_url:
-        return RedisFollowUps(settings.redis_url)
+        return RedisFollowUps(settings.redis_url, prefix=f"{state_prefix(platform)}:followup")
     return InMemoryFollowUps()

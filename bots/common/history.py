@@ -6,7 +6,7 @@ context beats no reply.
 Each turn is stored with whom it is by or about (``by``: the user's HMAC digest, never a raw
 id): the user's message and the bot's reply to it. ``/forget`` removes those turns from every
 conversation the user spoke in, a group chat or channel included, and leaves the other people's.
-On Redis a set per user (``thumbloop:history-by:<digest>``, with the history's TTL) names the
+On Redis a set per user (``<bot prefix>:history-by:<digest>``, with the history's TTL) names the
 conversations that hold their turns, so forgetting reads a few keys instead of scanning them all.
 """
 
@@ -17,6 +17,7 @@ import logging
 import time
 from typing import Any, Protocol
 
+from bots.common.keys import state_prefix
 from thumbloop.contracts import Turn
 from thumbloop.settings import Settings
 
@@ -89,9 +90,7 @@ def _author(raw: bytes | str) -> str | None:
 
 
 class RedisHistory:
-    def __init__(
-        self, url: str, max_turns: int, ttl_s: int, prefix: str = "thumbloop:history"
-    ) -> None:
+    def __init__(self, url: str, max_turns: int, ttl_s: int, prefix: str) -> None:
         import redis.asyncio as aioredis  # slow to import, and only a Redis URL needs it
 
         self._redis = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
@@ -157,9 +156,13 @@ class RedisHistory:
         await self._redis.aclose()
 
 
-def make_history(settings: Settings) -> History:
+def make_history(settings: Settings, platform: str) -> History:
+    """``platform``'s history: on Redis under that bot's own prefix (:mod:`bots.common.keys`)."""
     if settings.redis_url:
         return RedisHistory(
-            settings.redis_url, settings.bots.history_turns, settings.bots.history_ttl_s
+            settings.redis_url,
+            settings.bots.history_turns,
+            settings.bots.history_ttl_s,
+            prefix=f"{state_prefix(platform)}:history",
         )
     return InMemoryHistory(settings.bots.history_turns, settings.bots.history_ttl_s)

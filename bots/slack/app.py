@@ -47,7 +47,7 @@ from bots.common.signing import SigningKeys
 from bots.common.spool import Spool, spool_path
 from bots.slack.body_limit import BodyLimit
 from bots.slack.convert import CHOICE_ACTION, VOTE_ACTION
-from bots.slack.handlers import SlackHandlers
+from bots.slack.handlers import PLATFORM, SlackHandlers
 from bots.slack.inbox import SlackInbox, is_replay
 from bots.slack.middleware import answer_malformed_with_400, skip_repeated_events
 from bots.slack.state import SlackState, make_slack_state
@@ -262,9 +262,9 @@ def build_slack_bot(
             queue.close()
 
         closers.append(close_queue)
-    history = history if history is not None else make_history(settings)
+    history = history if history is not None else make_history(settings, PLATFORM)
     state = state if state is not None else make_slack_state(settings)
-    followups = make_followup_store(settings)
+    followups = make_followup_store(settings, PLATFORM)
     for part in (history, state, followups):
         aclose = getattr(part, "aclose", None)
         if aclose is not None:

@@ -37,7 +37,7 @@ from bots.common.outbox import Outbox
 from bots.common.signing import SigningKeys
 from bots.common.spool import Spool, spool_path
 from bots.telegram import texts
-from bots.telegram.handlers import TelegramDeps, TelegramHandlers
+from bots.telegram.handlers import PLATFORM, TelegramDeps, TelegramHandlers
 from bots.telegram.inbox import DurableApplication, DurableUpdateQueue, replay
 from bots.telegram.state import make_reply_refs
 from serving.client import ServingClient
@@ -155,9 +155,9 @@ def make_deps(settings: Settings, options: TelegramOptions) -> TelegramDeps:
             spool=spool_path(settings.home, "telegram"),
             retry_max_s=options.queue_retry_max_s,
         ),
-        history=make_history(settings),
+        history=make_history(settings, PLATFORM),
         refs=make_reply_refs(settings),
-        followups=make_followup_store(settings),
+        followups=make_followup_store(settings, PLATFORM),
         history_turns=settings.bots.history_turns,
         history_ttl_s=settings.bots.history_ttl_s,
         reply_timeout_s=options.reply_timeout_s,

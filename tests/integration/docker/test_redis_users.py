@@ -18,8 +18,8 @@ import redis
 from celery import Celery
 
 from bots.common.followup import FollowUp
-from bots.common.followup_store import RedisFollowUps
-from bots.common.history import RedisHistory
+from bots.common.followup_store import RedisFollowUps, make_followup_store
+from bots.common.history import RedisHistory, make_history
 from bots.slack.state import RedisSlackState
 from bots.telegram.state import RedisReplyRefs
 from learning.retrain.lock import retrain_lock
@@ -48,10 +48,15 @@ USER = "cd" * 32
 # a key of every part, and what writing it takes; each service may touch only its own
 KEYS = {
     "posterior": ("HSET", posterior_key(MODEL, INTENT), "card_arrival/1|a", "5"),
-    "history": ("RPUSH", f"thumbloop:history:{CHAT}", "{}"),
-    "followup": ("SET", f"thumbloop:followup:offer:{uuid.uuid4()}", "{}"),
+    "tg history": ("RPUSH", f"thumbloop:tg:history:{CHAT}", "{}"),
+    "tg followup": ("SET", f"thumbloop:tg:followup:offer:{uuid.uuid4()}", "{}"),
     "telegram": ("SET", f"thumbloop:tg:ref:{CHAT}:1", str(uuid.uuid4())),
+    "slack history": ("RPUSH", f"thumbloop:slack:history:slack:{CHAT}:1.0", "{}"),
+    "slack followup": ("SET", f"thumbloop:slack:followup:offer:{uuid.uuid4()}", "{}"),
     "slack": ("SET", f"thumbloop:slack:reply:{CHAT}:1.0", str(uuid.uuid4())),
+    # where both bots kept history and follow-ups before each had its own prefix
+    "shared history": ("RPUSH", f"thumbloop:history:{CHAT}", "{}"),
+    "shared followup": ("SET", f"thumbloop:followup:offer:{uuid.uuid4()}", "{}"),
     "lock": ("SET", f"thumbloop:lock:retrain:{MODEL}", "token"),
     "result": ("SET", "celery-task-meta-planted", "{}"),
     # what a Redis broker's queues were: the task list and kombu's binding set
@@ -63,8 +68,8 @@ OWN = {
     "worker": {"posterior", "result"},
     "beat": {"posterior", "result"},
     "trainer": {"lock", "result"},
-    "telegram": {"history", "followup", "telegram"},
-    "slack": {"history", "followup", "slack"},
+    "telegram": {"tg history", "tg followup", "telegram"},
+    "slack": {"slack history", "slack followup", "slack"},
 }
 # commands no service sends: a user allowed them could read or wreck everything
 NEVER = [("KEYS", "*"), ("FLUSHDB",), ("CONFIG", "GET", "*"), ("PUBLISH", "thumbloop", "x")]
@@ -188,9 +193,10 @@ def test_celery_services_store_task_results(service: str, url: Callable[[str], s
     assert backend.get_task_meta(task_id)["result"] == {"stored": 1}
 
 
-def _history(redis_url: str) -> Callable[[], Any]:
+def _history(redis_url: str, bot: str) -> Callable[[], Any]:
     async def check() -> None:
-        history = RedisHistory(redis_url, max_turns=10, ttl_s=600)
+        history = make_history(Settings(redis_url=redis_url), bot)
+        assert isinstance(history, RedisHistory)
         try:
             await history.append(CHAT, Turn(role="user", text="hi"), by=USER)
             await history.append(CHAT, Turn(role="assistant", text="hello"))
@@ -204,9 +210,10 @@ def _history(redis_url: str) -> Callable[[], Any]:
     return check
 
 
-def _followups(redis_url: str) -> Callable[[], Any]:
+def _followups(redis_url: str, bot: str) -> Callable[[], Any]:
     async def check() -> None:
-        store = RedisFollowUps(redis_url)
+        store = make_followup_store(Settings(redis_url=redis_url), bot)
+        assert isinstance(store, RedisFollowUps)
         iid, plan = uuid.uuid4(), FollowUp(("refund",), unhelpful=True)
         try:
             await store.offer(iid, plan, asker=USER)
@@ -222,7 +229,7 @@ def _followups(redis_url: str) -> Callable[[], Any]:
     return check
 
 
-def _telegram_refs(redis_url: str) -> Callable[[], Any]:
+def _telegram_refs(redis_url: str, bot: str = "telegram") -> Callable[[], Any]:
     async def check() -> None:
         refs = RedisReplyRefs(redis_url)
         iid = uuid.uuid4()
@@ -237,7 +244,7 @@ def _telegram_refs(redis_url: str) -> Callable[[], Any]:
     return check
 
 
-def _slack_state(redis_url: str) -> Callable[[], Any]:
+def _slack_state(redis_url: str, bot: str = "slack") -> Callable[[], Any]:
     async def check() -> None:
         state = RedisSlackState(redis_url)
         iid = uuid.uuid4()
@@ -258,16 +265,20 @@ def _slack_state(redis_url: str) -> Callable[[], Any]:
 )
 def test_each_bot_keeps_its_state_and_forgets_a_user(
     bot: str,
-    own: Callable[[str], Callable[[], Any]],
+    own: Callable[[str, str], Callable[[], Any]],
     url: Callable[[str], str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING)
     for check in (_history, _followups, own):
-        asyncio.run(check(url(f"{bot}_redis_url"))())
+        asyncio.run(check(url(f"{bot}_redis_url"), bot)())
     _no_redis_errors(caplog)
-    # the other bot's platform state is not this one's
-    other = _slack_state if bot == "telegram" else _telegram_refs
-    with pytest.raises(AssertionError):
-        asyncio.run(other(url(f"{bot}_redis_url"))())
-    assert any("NoPermissionError" in r.getMessage() for r in caplog.records)
+    # nothing of the other bot's is this one's: its platform state, its conversations' history,
+    # the follow-ups under its replies
+    other_bot = "slack" if bot == "telegram" else "telegram"
+    other_state = _slack_state if bot == "telegram" else _telegram_refs
+    for check in (_history, _followups, other_state):
+        caplog.clear()
+        with pytest.raises(AssertionError):
+            asyncio.run(check(url(f"{bot}_redis_url"), other_bot)())
+        assert any("NoPermissionError" in r.getMessage() for r in caplog.records), check

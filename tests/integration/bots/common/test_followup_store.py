@@ -96,7 +96,7 @@ def test_forget_erases_the_users_picks_and_the_offers_under_their_messages() -> 
 
 def test_redis_down_reads_as_expired_and_lets_presses_through() -> None:
     async def go() -> None:
-        store = RedisFollowUps(f"redis://127.0.0.1:{free_port()}/0")
+        store = RedisFollowUps(f"redis://127.0.0.1:{free_port()}/0", prefix="thumbloop:test")
         try:
             await store.offer(uuid.uuid4(), PLAN)  # logged, not raised
             assert await store.offered(uuid.uuid4()) is None

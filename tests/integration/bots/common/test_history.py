@@ -55,7 +55,7 @@ def test_forget_removes_the_users_turns_in_every_conversation_and_its_index() ->
 
 def test_forget_with_redis_down_is_logged_not_raised() -> None:
     async def go() -> None:
-        h = RedisHistory(f"redis://127.0.0.1:{free_port()}/0", max_turns=4, ttl_s=60)
+        h = RedisHistory(f"redis://127.0.0.1:{free_port()}/0", 4, 60, "thumbloop:test:history")
         try:
             assert await h.forget("a1" * 32) == 0
         finally:

@@ -88,7 +88,7 @@ def test_forget_erases_the_users_turns_in_a_shared_thread_and_their_follow_ups(
     r: Any = redis.Redis.from_url(REDIS_URL)
     thread, call = mention(running, fake, f"my card {secret} never came", dora, channel, None)
     _, alices = mention(running, fake, "what about my pin", ALICE, channel, thread)  # later
-    history = r.keys("thumbloop:history:slack:*")
+    history = r.keys("thumbloop:slack:history:slack:*")
     shared = next(k for k in history if any(secret.encode() in v for v in r.lrange(k, 0, -1)))
     assert len(r.lrange(shared, 0, -1)) == 4
 
@@ -99,7 +99,9 @@ def test_forget_erases_the_users_turns_in_a_shared_thread_and_their_follow_ups(
     pick = {"action_id": first["action_id"], "block_id": FOLLOWUP_BLOCK_ID, "value": first["value"]}
     message = {**call.as_message(), "blocks": blocks}
     running.slack.block_actions(dora, channel, message, pick)
-    wait_until(lambda: any(h(dora).encode() in k for k in r.keys("thumbloop:followup:*")), "pick")
+    wait_until(
+        lambda: any(h(dora).encode() in k for k in r.keys("thumbloop:slack:followup:*")), "pick"
+    )
     wait_until(lambda: interactions(worker.engine, h(dora)), "dora's interaction")
 
     resp = running.slack.command("forget", dora)
@@ -109,7 +111,7 @@ def test_forget_erases_the_users_turns_in_a_shared_thread_and_their_follow_ups(
     assert "what about my pin" in left
     assert not [k for k in r.keys("*") if h(dora).encode() in k], "no key named by her digest"
     iid, _ = verify_vote(KEYS, call.button(UP_ACTION)["value"])
-    assert not r.exists(f"thumbloop:followup:offer:{iid}")
+    assert not r.exists(f"thumbloop:slack:followup:offer:{iid}")
     reply_key = "thumbloop:slack:reply:{}:{}".format
     assert not r.exists(reply_key(h(channel), call.as_message()["ts"])), "reactions stop counting"
     assert r.exists(reply_key(h(channel), alices.as_message()["ts"]))

@@ -59,7 +59,7 @@ def test_a_dm_gets_one_threaded_reply_with_buttons_and_is_recorded(
     # a follow-up in the same thread is answered there, with the earlier turns as history
     _, second = say(running, fake, "when will it come?", thread_ts=ts)
     assert second.args["thread_ts"] == ts
-    key = f"thumbloop:history:slack:{h(DM_ALICE)}:{ts}"
+    key = f"thumbloop:slack:history:slack:{h(DM_ALICE)}:{ts}"
     assert redis.Redis.from_url(REDIS_URL).llen(key) == 4
 
 

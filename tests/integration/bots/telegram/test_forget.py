@@ -76,4 +76,4 @@ def test_forget_removes_only_the_asking_users_rows(
     assert wait_until(lambda: count_for(db, h(bob["id"])) == (0, 0))
     assert corrections_by(db, h(bob["id"])) == []
     assert count_for(db, h(eve["id"])) == (1, 1)
-    assert clean_redis.llen(f"thumbloop:history:{h(chat['id'])}") == 0
+    assert clean_redis.llen(f"thumbloop:tg:history:{h(chat['id'])}") == 0

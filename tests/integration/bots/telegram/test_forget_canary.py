@@ -206,7 +206,7 @@ def test_a_forgotten_users_canary_is_found_nowhere(
     assert redis_hits(clean_redis, CANARY) == []
     assert redis_hits(clean_redis, h(cora["id"])) == [], "keys named by her digest"
     assert count_for(db, h(dan["id"]))[1] == 2, "the others' votes stay"
-    group_history = clean_redis.lrange(f"thumbloop:history:{h(group['id'])}", 0, -1)
+    group_history = clean_redis.lrange(f"thumbloop:tg:history:{h(group['id'])}", 0, -1)
     assert len(group_history) == 6, "the others' turns (three messages and replies) stay"
     assert files_with(home / "outbox", CANARY) == []
     assert (home / "inbox").is_dir(), "the bot keeps its updates there until handled"

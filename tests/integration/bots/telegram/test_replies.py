@@ -51,7 +51,7 @@ def test_a_message_gets_a_rated_reply_and_is_recorded_with_hashed_ids(
     assert row.text == "my card has not arrived yet" and row.reply_text == reply["text"]
     assert str(ada["id"]) not in (row.user_hash, row.conversation_hash, row.message_ref)
 
-    key = f"thumbloop:history:{conversation}"  # stored right after the reply is delivered
+    key = f"thumbloop:tg:history:{conversation}"  # stored right after the reply is delivered
     wait_until(lambda: clean_redis.llen(key) == 2)
     ask(api, chat, ada, "and how do I change my pin?")
     wait_until(lambda: clean_redis.llen(key) == 4)

@@ -12,8 +12,9 @@ import redis
 from click.testing import CliRunner
 
 from bots.common.followup import FollowUp
-from bots.common.followup_store import RedisFollowUps
-from bots.common.history import RedisHistory
+from bots.common.followup_store import RedisFollowUps, make_followup_store
+from bots.common.history import RedisHistory, make_history
+from bots.common.keys import LEGACY_PREFIXES
 from bots.slack.state import RedisSlackState
 from bots.telegram.state import RedisReplyRefs
 from tests.integration.servers import free_port
@@ -21,6 +22,7 @@ from tests.services import redis_url
 from thumbloop.cli.main import cli
 from thumbloop.contracts import Turn
 from thumbloop.identity import hash_id
+from thumbloop.settings import Settings
 
 pytestmark = [pytest.mark.redis]
 
@@ -34,9 +36,14 @@ def _h(platform: str, raw: str) -> str:
 
 
 async def _populate(platform: str, user: str, other: str, text: str) -> None:
-    """What a bot of ``platform`` writes while ``user`` and ``other`` talk to it."""
-    history = RedisHistory(URL, 10, 3600)
-    followups = RedisFollowUps(URL)
+    """What a bot of ``platform`` writes while ``user`` and ``other`` talk to it (and a pick
+    kept where both bots kept them before each had its own prefix)."""
+    settings = Settings(redis_url=URL)
+    history, followups = make_history(settings, platform), make_followup_store(settings, platform)
+    assert isinstance(history, RedisHistory) and isinstance(followups, RedisFollowUps)
+    legacy = RedisFollowUps(URL, prefix=LEGACY_PREFIXES["followup"])
+    await legacy.set_pick(uuid.uuid4(), user, "2")
+    await legacy.aclose()
     try:
         group = _h(platform, "group-chat")
         await history.append(group, Turn(role="user", text=text), by=user)
@@ -87,7 +94,7 @@ def test_the_command_erases_the_bots_state_of_that_user_only(
 
     assert result.exit_code == 0, result.output
     assert "queued: forget" in result.output
-    assert "bots' state on Redis erased: 2 history turns, 2 follow-up entries, 1 reply" in (
+    assert "bots' state on Redis erased: 2 history turns, 3 follow-up entries, 1 reply" in (
         result.output
     )
     keys = raw.keys("*")
