@@ -56,6 +56,7 @@ class SlackInbox:
         self._open: dict[int, asyncio.Event] = {}  # spool row -> set once handled
         self.left = spool.load()  # what an earlier run did not handle
         self.replayed = 0
+        self._closed = False
         if self.left:
             log.warning(
                 "%d Slack request(s) an earlier run acknowledged but did not handle found in "
@@ -93,6 +94,8 @@ class SlackInbox:
             self._close(row)
 
     def _close(self, row: int) -> None:
+        if self._closed:  # a listener that outlived the bot's stop: its row waits for the next run
+            return
         self.spool.remove(row)
         event = self._open.pop(row, None)
         if event is not None:
@@ -121,6 +124,9 @@ class SlackInbox:
         return len(self._open)
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if self._open:
             log.warning(
                 "%d Slack request(s) not handled yet kept in %s for the next start",
