@@ -270,30 +270,42 @@ class SlackHandlers:
         if iid is None:
             log.info("reaction on a reply we no longer know; not counted")
             return
+        message = await self._reply_message(client, change.channel, change.ts)
         if change.added:
-            self._record_vote(iid, change.user, change.value, change.at)
-            return
-        # removed: if the user still has the other thumb on the reply, that one is their vote
-        still = await self._thumb_left(client, change.channel, change.ts, change.user)
-        if still is not None:
-            self._record_vote(iid, change.user, still, change.at)
-            return
-        self.counters.withdrawals += 1
-        self.outbox.submit(
-            WITHDRAW_VOTE,
-            withdraw_payload(str(iid), self._hash(change.user), PLATFORM, at=change.at),
-        )
+            value = change.value
+            self._record_vote(iid, change.user, value, change.at)
+        else:
+            # removed: if the user still has the other thumb on the reply, that one is their vote
+            still = remaining_thumb((message or {}).get("reactions"), change.user)
+            value = still or 0
+            if still is not None:
+                self._record_vote(iid, change.user, still, change.at)
+            else:
+                self.counters.withdrawals += 1
+                rater = self._hash(change.user)
+                payload = withdraw_payload(str(iid), rater, PLATFORM, at=change.at)
+                self.outbox.submit(WITHDRAW_VOTE, payload)
+        # what the buttons show after the same vote: the choices after a 👎, none after a 👍
+        after = await self.choices.after_vote(iid, self._hash(change.user), value)
+        blocks = (message or {}).get("blocks")
+        if message is None or not isinstance(blocks, list):
+            return  # a reply we cannot read: its buttons still work
+        shown = with_followup(blocks, after)
+        if shown != blocks:
+            text = str(message.get("text") or "")
+            await update_message(client, change.channel, change.ts, text, shown)
 
-    async def _thumb_left(
-        self, client: AsyncWebClient, channel: str, ts: str, user: str
-    ) -> int | None:
+    async def _reply_message(
+        self, client: AsyncWebClient, channel: str, ts: str
+    ) -> dict[str, Any] | None:
+        """The reply as Slack holds it now (text, blocks, reactions), or ``None``."""
         try:
             resp = await client.reactions_get(channel=channel, timestamp=ts, full=True)
         except SlackApiError as exc:
-            log.warning("reactions.get failed (%s); withdrawing", api_error(exc))
+            log.warning("reactions.get failed (%s); a removal withdraws", api_error(exc))
             return None
-        message = resp.get("message") or {}
-        return remaining_thumb(message.get("reactions"), user)
+        message = resp.get("message")
+        return message if isinstance(message, dict) else None
 
     # -- /thumbloop -----------------------------------------------------------------------
 

@@ -68,6 +68,8 @@ class FakeSlackState:
     calls: dict[str, list[Call]] = field(default_factory=lambda: defaultdict(list))
     # (channel, ts) -> {reaction name: [user ids]}
     reactions: dict[tuple[str, str], dict[str, list[str]]] = field(default_factory=dict)
+    # (channel, ts) -> the bot's message as posted and updated (reactions.get returns it)
+    messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     rate_limited: dict[str, list[int]] = field(default_factory=dict)  # method -> [retry_after...]
     socket_url: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -95,6 +97,7 @@ class FakeSlackApi:
         with self.state.lock:
             self.state.calls.clear()
             self.state.reactions.clear()
+            self.state.messages.clear()
             self.state.rate_limited.clear()
 
     def rate_limit(self, method: str, retry_after: int = 1, times: int = 1) -> None:
@@ -155,10 +158,14 @@ def _answer(state: FakeSlackState, method: str, args: dict[str, Any]) -> dict[st
             "ts": ts,
         }
         message.update({k: args[k] for k in ("text", "blocks", "thread_ts") if k in args})
+        state.messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
     if method == "chat.update":
         if not args.get("ts"):
             return {"ok": False, "error": "message_not_found"}
+        posted = state.messages.get((channel, str(args["ts"])))
+        if posted is not None:
+            posted.update({k: args[k] for k in ("text", "blocks") if k in args})
         return {"ok": True, "channel": channel, "ts": args["ts"], "text": args.get("text", "")}
     if method == "chat.postEphemeral":
         if not args.get("user"):
@@ -180,7 +187,9 @@ def _answer(state: FakeSlackState, method: str, args: dict[str, Any]) -> dict[st
             for name, users in found.items()
             if users
         ]
-        got: dict[str, Any] = {"type": "message", "ts": ts, "reactions": reactions}
+        # the message itself (text, blocks, ...) with its reactions, as Slack answers
+        got: dict[str, Any] = state.messages.get((channel, ts), {"type": "message", "ts": ts})
+        got = {**got, "reactions": reactions}
         return {"ok": True, "type": "message", "channel": channel, "message": got}
     if method == "apps.connections.open":
         if state.socket_url is None:

@@ -27,7 +27,13 @@ from bots.slack.texts import (
 from tests.integration.bots.slack.loop import ALICE, DM_ALICE, new_ts
 from tests.integration.bots.telegram.alone import queued_tasks
 from tests.integration.fakes.serving import answer_text, run_scripted_serving
-from tests.integration.fakes.slack_api import BOT_TOKEN, Call, FakeSlackApi, SlackDelivery
+from tests.integration.fakes.slack_api import (
+    BOT_TOKEN,
+    BOT_USER_ID,
+    Call,
+    FakeSlackApi,
+    SlackDelivery,
+)
 from tests.integration.servers import run_uvicorn
 from tests.services import redis_url
 from thumbloop.identity import hash_id
@@ -188,6 +194,45 @@ def test_change_of_mind_withdrawal_and_a_thumbs_up_that_drops_the_pick(
     flipped = fake.wait_for("chat.update", 6)[5]
     assert choice_buttons(flipped.args["blocks"]) == [], "a 👍 drops the follow-up"
     assert wait_for_corrections(broker, 5)[-1][0] == WITHDRAW_CORRECTION
+
+
+def test_a_thumbs_down_reaction_shows_the_choices_and_a_thumbs_up_drops_them(
+    bot: Any, fake: FakeSlackApi, broker: redis.Redis
+) -> None:
+    """A :-1: reaction is a 👎 like the button: the reply gets the same choices (read back with
+    ``reactions.get``, the message as Slack holds it), and a pick made there counts."""
+    _, slack = bot
+    call = say(slack, fake, CHARGED)
+    ts = call.as_message()["ts"]
+
+    def react(kind: str, name: str) -> None:
+        item = {"type": "message", "channel": DM_ALICE, "ts": ts}
+        event = {"type": kind, "user": ALICE, "reaction": name, "item_user": BOT_USER_ID}
+        assert slack.event({**event, "item": item, "event_ts": new_ts()}).status_code == 200
+
+    react("reaction_added", "-1::skin-tone-2")
+    update = fake.wait_for("chat.update")[0]
+    assert update.args["ts"] == ts and update.args["text"] == call.args["text"]
+    assert [b["text"]["text"] for b in choice_buttons(update.args["blocks"])][-2:] == [
+        fu.SOMETHING_ELSE,
+        fu.DIDNT_HELP,
+    ]
+    message = {**call.as_message(), "blocks": update.args["blocks"]}
+    press(slack, message, labelled(message["blocks"], "refund"), FOLLOWUP_BLOCK_ID)
+    made = wait_for_corrections(broker, 1)[0][1]["correction"]
+    assert (made["kind"], made["label"]) == ("intent", "refund")
+    updates = len(fake.wait_for("chat.update", 2))
+
+    # the 👎 taken back and a 👍 put on: the pick is withdrawn and the choices go
+    fake.set_reactions(DM_ALICE, ts, {"+1": [ALICE]})
+    react("reaction_removed", "-1::skin-tone-2")
+    flipped = fake.wait_for("chat.update", updates + 1)[updates]
+    assert choice_buttons(flipped.args["blocks"]) == [], "a 👍 drops the follow-up"
+    assert wait_for_corrections(broker, 2)[-1][0] == WITHDRAW_CORRECTION
+    # a thumb that changes nothing on the message edits nothing
+    react("reaction_added", "+1")
+    time.sleep(0.5)
+    assert fake.count("chat.update") == updates + 1
 
 
 def test_forged_altered_moved_and_repeated_presses_are_refused_or_ignored(
