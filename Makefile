@@ -29,8 +29,14 @@ lint: venv
 	$(BIN)/mypy thumbloop serving learning bots bench tests
 	$(BIN)/lint-imports --no-cache
 
+# The tests not marked slow on two workers (an integration package stays on one worker:
+# tests/conftest.py), then the slow end-to-end and chaos tests one at a time, so their timings
+# and faults never share the cores with other tests. Both halves run even when the first fails.
 test: lint chromium
-	$(BIN)/pytest -ra
+	rc=0; \
+	$(BIN)/pytest -ra -n 2 -m "not slow" || rc=$$?; \
+	$(BIN)/pytest -ra -m slow || rc=$$?; \
+	exit $$rc
 
 # The review inbox's browser test drives Debian's chromium (Playwright cannot download a browser
 # offline): install it when missing and we may, else say how.

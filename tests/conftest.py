@@ -8,6 +8,7 @@ import os
 import random
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,23 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 BANKING = ROOT / "data" / "banking"
 TINY_INTENTS = ["card_arrival", "change_pin", "exchange_rate", "lost_or_stolen_card", "greeting"]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With pytest-xdist (``make test`` runs the tests not marked slow on two workers): the
+    tests of one integration package (``bots``, ``serving``, ...) share package fixtures,
+    servers and Redis databases, so a package runs whole on one worker; unit and fuzz tests
+    spread one by one."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByPackage(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            parts = nodeid.split("::")[0].split("/")
+            if len(parts) > 3 and parts[:2] == ["tests", "integration"]:
+                return "/".join(parts[:3])
+            return nodeid
+
+    return ByPackage(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
