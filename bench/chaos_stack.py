@@ -69,12 +69,18 @@ def production(home: Path, db_url: str, redis_url: str, broker_url: str | None =
     return Backend(name, home, db_url, broker_url or redis_url, redis_url)
 
 
-def stop_group(proc: subprocess.Popen[bytes] | None, grace_s: float = 30) -> None:
-    """SIGTERM to a process started in its own session (and its children), SIGKILL after
-    ``grace_s``."""
+def stop_group(
+    proc: subprocess.Popen[bytes] | None, grace_s: float = 30, *, leader_only: bool = False
+) -> None:
+    """SIGTERM to a process started in its own session and its children (``leader_only``: to
+    the process alone, as ``docker stop`` does, so a Celery worker's warm shutdown lets its pool
+    child finish the task in hand), SIGKILL to the group after ``grace_s``."""
     if proc is None or proc.poll() is not None:
         return
-    os.killpg(proc.pid, signal.SIGTERM)
+    if leader_only:
+        os.kill(proc.pid, signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(grace_s)
     except subprocess.TimeoutExpired:

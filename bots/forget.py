@@ -49,11 +49,10 @@ async def erase_bot_state(settings: Settings, platform: str, user: str) -> Erase
 
     turns = picks = 0
     # the bot's own keys, and where both bots kept these before each had a prefix of its own
-    prefixes = [state_prefix(platform)] if platform in PREFIXES else []
-    for history_prefix, followup_prefix in [
-        *((f"{p}:history", f"{p}:followup") for p in prefixes),
-        (LEGACY_PREFIXES["history"], LEGACY_PREFIXES["followup"]),
-    ]:
+    own = [state_prefix(platform)] if platform in PREFIXES else []
+    places = [(f"{p}:history", f"{p}:followup") for p in own]
+    places.append((LEGACY_PREFIXES["history"], LEGACY_PREFIXES["followup"]))
+    for history_prefix, followup_prefix in places:
         history = RedisHistory(
             url, settings.bots.history_turns, settings.bots.history_ttl_s, history_prefix
         )
@@ -73,16 +72,12 @@ async def erase_bot_state(settings: Settings, platform: str, user: str) -> Erase
 
 
 async def _forget_replies(url: str, platform: str, user: str) -> int:
-    if platform == "telegram":
-        refs = RedisReplyRefs(url)
-        try:
-            return await refs.forget(user)
-        finally:
-            await refs.aclose()
-    if platform == "slack":
-        state = RedisSlackState(url)
-        try:
-            return await state.forget(user)
-        finally:
-            await state.aclose()
-    return 0  # the terminal chat keeps nothing on Redis
+    """The index of the replies to ``user``'s messages, in the platform's own state."""
+    kind = {"telegram": RedisReplyRefs, "slack": RedisSlackState}.get(platform)
+    if kind is None:
+        return 0  # the terminal chat keeps nothing on Redis
+    store = kind(url)
+    try:
+        return await store.forget(user)
+    finally:
+        await store.aclose()

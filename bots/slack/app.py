@@ -116,8 +116,12 @@ class InboxApp(AsyncApp):
 
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
         if self.inbox is None:
-            return await super().async_dispatch(req)
-        return await self.inbox.dispatch(super().async_dispatch, req)
+            return await self.bolt_dispatch(req)
+        return await self.inbox.dispatch(self.bolt_dispatch, req)
+
+    async def bolt_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        """bolt's own dispatch, without the inbox (a replay wraps it itself)."""
+        return await super().async_dispatch(req)
 
 
 @dataclass
@@ -125,7 +129,7 @@ class SlackBot:
     """The bolt app and what it holds open; ``start`` handles what an earlier run left, then
     starts the outbox; ``aclose`` drains the outbox and closes clients."""
 
-    app: AsyncApp
+    app: InboxApp
     handlers: SlackHandlers
     outbox: Outbox
     serving: ServingClient
@@ -136,7 +140,7 @@ class SlackBot:
     async def start(self) -> None:
         self.outbox.start()  # what an earlier run left unsent goes out first
         if self.inbox is not None and self.inbox.left:
-            handled = await self.inbox.replay(self.app.async_dispatch)
+            handled = await self.inbox.replay(self.app.bolt_dispatch)
             log.info("handled %d Slack request(s) an earlier run had left", handled)
 
     async def aclose(self, drain_timeout_s: float = 5.0) -> None:
@@ -156,7 +160,7 @@ def build_bolt_app(
     client: AsyncWebClient,
     http: bool,
     inbox: SlackInbox | None = None,
-) -> AsyncApp:
+) -> InboxApp:
     """The bolt app with its listeners. ``http`` turns on request signature verification;
     ``inbox`` keeps each request on disk until its listener has returned."""
     signing_secret = _secret(settings.bots.slack_signing_secret)

@@ -105,7 +105,8 @@ class SlackInbox:
 
     async def replay(self, dispatch: Dispatch) -> int:
         """Dispatch, one after the other, what an earlier run left; call before taking new
-        requests. Each waits for its listener, so a user's later request cannot overtake it."""
+        requests. Each waits for its listener, so a user's later request cannot overtake it.
+        ``dispatch`` is bolt's own, without this inbox: the replay wraps it here."""
         left, self.left = self.left, []
         for row, _, body in left:
             context = {ROW: row, REPLAY: True}

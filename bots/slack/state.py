@@ -18,6 +18,7 @@ import uuid
 from collections import OrderedDict
 from typing import Protocol
 
+from bots.common.keys import PREFIXES
 from bots.common.user_index import erase_indexed
 from thumbloop.settings import Settings
 
@@ -106,7 +107,7 @@ class InMemorySlackState:
 
 
 class RedisSlackState:
-    def __init__(self, url: str, prefix: str = "thumbloop:slack") -> None:
+    def __init__(self, url: str, prefix: str = PREFIXES["slack"]) -> None:
         import redis.asyncio as aioredis  # slow to import, and only a Redis URL needs it
 
         self._redis = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)

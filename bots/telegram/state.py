@@ -16,6 +16,7 @@ import uuid
 from collections import OrderedDict
 from typing import Protocol
 
+from bots.common.keys import PREFIXES
 from bots.common.user_index import erase_indexed
 from thumbloop.settings import Settings
 
@@ -93,7 +94,9 @@ class InMemoryReplyRefs:
 class RedisReplyRefs:
     """On Redis trouble a lookup finds nothing (the reaction is not counted, and logged)."""
 
-    def __init__(self, url: str, ttl_s: int = REF_TTL_S, prefix: str = "thumbloop:tg:ref") -> None:
+    def __init__(
+        self, url: str, ttl_s: int = REF_TTL_S, prefix: str = f"{PREFIXES['telegram']}:ref"
+    ) -> None:
         import redis.asyncio as aioredis  # slow to import, and only a Redis URL needs it
 
         self._redis = aioredis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)

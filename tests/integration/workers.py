@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bench.chaos_stack import stop_group
 from thumbloop.store.db import make_engine, session_scope
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,19 +41,15 @@ def start_worker(env: dict[str, str], *, beat: bool = False) -> subprocess.Popen
 
 
 def stop_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Stop as ``docker stop`` does: SIGTERM to the main process alone, so Celery's warm
+    """SIGTERM: stop as ``docker stop`` does, to the main process alone, so Celery's warm
     shutdown lets the pool child finish its task (a SIGTERM to the whole group kills that child
-    mid-task: WorkerLostError). Any other signal goes to the group; leftovers get SIGKILL."""
+    mid-task: WorkerLostError). Any other signal (SIGKILL: a crash) goes to the whole group."""
+    if sig == signal.SIGTERM:
+        stop_group(proc, leader_only=True)
+        return
     if proc.poll() is None:
-        if sig == signal.SIGTERM:
-            os.kill(proc.pid, sig)
-        else:
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(30)
-    with contextlib.suppress(ProcessLookupError):  # else the whole group is gone
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
+        os.killpg(proc.pid, sig)
+    stop_group(proc)
 
 
 def worker_env(

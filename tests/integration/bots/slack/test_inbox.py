@@ -18,6 +18,7 @@ import httpx
 import pytest
 import redis
 
+from bench.chaos_stack import stop_group
 from bots.common.spool import Spool, spool_path
 from bots.slack.convert import message_interaction_id
 from bots.slack.texts import UP_ACTION
@@ -104,12 +105,7 @@ class BotProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.proc)
 
 
 def _message(text: str, user: str = ALICE) -> dict[str, Any]:
